@@ -1,0 +1,1 @@
+"""Renderings of gate results: JSON, Markdown (the PR comment) and terminal tables."""

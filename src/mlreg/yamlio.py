@@ -1,0 +1,261 @@
+"""Strict YAML: load registry files so that nothing means something other than it says.
+
+Every registry file is read through :func:`load_yaml`, which rejects, with file, line and a fix:
+
+- files over a size cap, non-UTF-8 or binary bytes;
+- duplicate keys (PyYAML silently keeps the last one);
+- anchors and aliases (records never need them and they enable size blow-ups);
+- YAML 1.1 coercions that change meaning: ``yes``/``no``/``on``/``off`` read as booleans,
+  unquoted dates and times, octal/sexagesimal/hex integers, non-string mapping keys.
+
+Plain scalars that YAML turned into numbers are remembered with their source text and line
+(:attr:`Loaded.coerced`), so a schema error on ``version: 1.10`` can say "read as the number 1.1;
+quote it" instead of "1.1 is not of type string".
+
+libyaml's C parser is used when present (about 8x faster than the pure Python one).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from mlreg.errors import LoadError
+
+__all__ = ["MAX_BYTES", "Loaded", "load_yaml", "load_yaml_text", "dump_yaml", "C_LOADER"]
+
+MAX_BYTES = 2 * 1024 * 1024
+
+try:
+    _BaseLoader: type = yaml.CSafeLoader
+    _BaseDumper: type = yaml.CSafeDumper
+    C_LOADER = True
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _BaseLoader = yaml.SafeLoader
+    _BaseDumper = yaml.SafeDumper
+    C_LOADER = False
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_ALLOWED_TAGS = {
+    _BOOL_TAG, _INT_TAG, _FLOAT_TAG, _STR_TAG, _NULL_TAG,
+    "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
+}
+_PLAIN_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+
+
+@dataclass
+class Loaded:
+    """A loaded document and what the loader noticed about it."""
+
+    data: Any
+    path: str
+    lines: dict[str, int] = field(default_factory=dict)  # JSON path -> 1-based line
+    coerced: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (text, tag)
+
+    def line_of(self, json_path: str) -> int | None:
+        """The line of ``json_path``, or of its nearest ancestor the loader saw."""
+        p = json_path
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            cut = max(p.rfind("."), p.rfind("["))
+            if cut <= 0:
+                break
+            p = p[:cut]
+        return self.lines.get("$")
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    pass
+
+
+def _child(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+        return f"{path}.{key}"
+    return f"{path}[{key!r}]"
+
+
+def _check_tree(node: yaml.Node, path: str, where: str, out: Loaded) -> None:
+    """Walk the node graph once: aliases, duplicate keys, coercions, line table."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(node, "$")]
+    while stack:
+        n, p = stack.pop()
+        if id(n) in seen:
+            raise LoadError(where, "uses an alias (*name)", line=n.start_mark.line + 1,
+                            fix="write the value out in full; anchors and aliases are not allowed")
+        seen.add(id(n))
+        line = n.start_mark.line + 1
+        out.lines[p] = line
+        if n.tag not in _ALLOWED_TAGS and not (
+            isinstance(n, yaml.ScalarNode) and n.tag == _TIMESTAMP_TAG
+        ):
+            raise LoadError(where, f"uses the tag {n.tag!r}", line=line,
+                            fix="remove the explicit tag; only plain YAML values are allowed")
+        if isinstance(n, yaml.MappingNode):
+            keys: dict[str, int] = {}
+            for key_node, value_node in n.value:
+                kline = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                    text = getattr(key_node, "value", "?")
+                    raise LoadError(
+                        where, f"the key {text!r} is not a string", line=kline,
+                        fix=f"quote the key: '{text}'" if isinstance(text, str) else
+                        "use a plain string key",
+                    )
+                k = key_node.value
+                if k == "<<":
+                    raise LoadError(where, "uses a merge key (<<)", line=kline,
+                                    fix="write the keys out in full")
+                if k in keys:
+                    raise LoadError(where, f"duplicate key {k!r} (first on line {keys[k]})",
+                                    line=kline, field=_child(p, k)[2:],
+                                    fix="keep one of the two entries")
+                keys[k] = kline
+                cp = _child(p, k)
+                out.lines[cp] = kline
+                stack.append((value_node, cp))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                stack.append((item, _child(p, i)))
+        else:
+            _check_scalar(n, p, where, out)
+
+
+def _check_scalar(n: yaml.ScalarNode, p: str, where: str, out: Loaded) -> None:
+    if n.style not in (None, ""):  # quoted or block scalar: exactly the string written
+        return
+    text = n.value
+    line = n.start_mark.line + 1
+    fieldname = p[2:] or None
+    if n.tag == _BOOL_TAG:
+        if text.lower() not in ("true", "false"):
+            raise LoadError(where, f"{text!r} is read by YAML as the boolean "
+                            f"{text.lower() in ('yes', 'y', 'on')}", line=line, field=fieldname,
+                            fix=f"write true/false for a boolean, or quote it ('{text}')")
+    elif n.tag == _TIMESTAMP_TAG:
+        raise LoadError(where, f"unquoted date/time {text!r} is read by YAML as a date object",
+                        line=line, field=fieldname, fix=f"quote it: '{text}'")
+    elif n.tag == _INT_TAG:
+        if not _PLAIN_INT.match(text):
+            raise LoadError(where, f"{text!r} is read by YAML 1.1 as an integer in octal, hex, base-60 or underscored notation",
+                            line=line, field=fieldname,
+                            fix=f"quote it ('{text}') or write a plain decimal number")
+        out.coerced[p] = (text, "integer")
+    elif n.tag == _FLOAT_TAG:
+        low = text.lower()
+        if ":" in text or "_" in text:
+            raise LoadError(where, f"{text!r} is read by YAML 1.1 as a sexagesimal or "
+                            "underscored number", line=line, field=fieldname,
+                            fix=f"quote it ('{text}') or write a plain decimal number")
+        if low.lstrip("+-") in (".inf", ".nan"):
+            raise LoadError(where, f"{text!r} is not a finite number", line=line,
+                            field=fieldname, fix="write a finite number, or null for unknown")
+        out.coerced[p] = (text, "number")
+    elif n.tag == _NULL_TAG and text.lower() not in ("", "~", "null"):
+        raise LoadError(where, f"{text!r} is read by YAML as null", line=line,
+                        field=fieldname, fix="write null, or quote the string")
+
+
+def _scan_for_anchors(text: str, where: str) -> None:
+    """Anchors are invisible in the node graph; find them with the tokenizer.
+
+    Only run when the text contains '&' or '*' at all, so the common case stays on the C path.
+    """
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+            kind = "an anchor (&)" if isinstance(token, yaml.AnchorToken) else "an alias (*)"
+            raise LoadError(where, f"uses {kind} {token.value!r}",
+                            line=token.start_mark.line + 1,
+                            fix="write the value out in full; anchors and aliases are not allowed")
+
+
+def load_yaml_text(data: bytes | str, path: str = "<string>", *,
+                   max_bytes: int = MAX_BYTES) -> Loaded:
+    """Load one strict YAML document from bytes. See the module docstring for what is refused."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise LoadError(path, f"is {len(raw):,} bytes, over the {max_bytes:,}-byte cap",
+                        fix="registry files hold metadata only; keep large content in the "
+                        "artifact store and reference it by URI")
+    if b"\x00" in raw:
+        raise LoadError(path, "is a binary file (contains NUL bytes)",
+                        fix="registry files must be UTF-8 YAML text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LoadError(path, f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line=line,
+                        fix="save the file as UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "&" in text or "*" in text:
+        try:
+            _scan_for_anchors(text, path)
+        except yaml.YAMLError:
+            pass  # reported with a position by the parse below
+    out = Loaded(data=None, path=path)
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise LoadError(path, "is empty", fix="write a YAML mapping with a 'schema:' key")
+        _check_tree(node, "$", path, out)
+        out.data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "cannot be parsed"
+        raise LoadError(path, f"is not valid YAML: {problem}", line=line,
+                        fix="check indentation and quoting near that line") from None
+    except yaml.YAMLError as exc:
+        raise LoadError(path, f"is not valid YAML: {exc}".splitlines()[0]) from None
+    finally:
+        loader.dispose()
+    return out
+
+
+def load_yaml(path: str, *, max_bytes: int = MAX_BYTES) -> Loaded:
+    """Read and load a YAML file from disk, refusing oversize files before reading them."""
+    import os
+
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise LoadError(path, f"is {size:,} bytes, over the {max_bytes:,}-byte cap",
+                            fix="registry files hold metadata only; keep large content in the "
+                            "artifact store")
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise LoadError(path, "does not exist") from None
+    except IsADirectoryError:
+        raise LoadError(path, "is a directory, not a file") from None
+    except PermissionError:
+        raise LoadError(path, "cannot be read (permission denied)") from None
+    return load_yaml_text(raw, path, max_bytes=max_bytes)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> str:
+    """Dump plain data as block-style YAML that :func:`load_yaml_text` reads back identically.
+
+    Key order is kept; strings that YAML would coerce ('1.10', 'yes', dates) are quoted by
+    PyYAML's representer; no anchors are ever written.
+    """
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
