@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from mlreg.errors import MlregError, NotFound, StoreError
 
-__all__ = ["translate_error", "is_transient", "describe_error", "RetryPolicy"]
+__all__ = ["translate_error", "is_transient", "describe_error", "RetryPolicy", "SideError"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,21 @@ _CREDENTIAL_CODES = {
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 _MAX_MESSAGE = 300
+
+
+class SideError(Exception):
+    """A failure on the caller's side of a transfer, not the store's.
+
+    Reading the source of an upload or writing the local destination of a download can fail
+    too; those failures must not be reported as "the store failed" (nor retried as such), so
+    the transfer loops wrap them in this and the public methods unwrap them.
+    """
+
+    def __init__(self, side: str, path: str, original: BaseException) -> None:
+        super().__init__(f"{side} {path}: {original}")
+        self.side = side  # "source" or "destination"
+        self.path = path
+        self.original = original
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -218,7 +233,7 @@ class RetryPolicy:
             try:
                 return fn()
             except Exception as e:
-                if isinstance(e, MlregError):
+                if isinstance(e, MlregError | SideError):
                     raise
                 if attempt < self.retries and retryable(e):
                     sleep(self.delay(attempt))

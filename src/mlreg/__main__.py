@@ -1,0 +1,3 @@
+from mlreg.cli import main
+
+main()
