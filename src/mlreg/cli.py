@@ -28,6 +28,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("mlreg.commands.read", "schema_cmd", "Print a JSON Schema shipped with mlreg."),
     "migrate": ("mlreg.commands.read", "migrate_cmd",
                 "Rewrite registry files to the current schema versions."),
+    # lineage capture and the artifact store
+    "capture": ("mlreg.commands.capture", "capture_cmd",
+                "Run a training command and capture its lineage record."),
+    "verify": ("mlreg.commands.capture", "verify_cmd",
+               "Re-hash a version's artifacts and checkable data snapshots."),
+    "reproduce": ("mlreg.commands.capture", "reproduce_cmd",
+                  "Compare this environment with the one a version was trained in."),
+    # metrics and gates
+    "evaluate": ("mlreg.commands.gate", "evaluate_cmd",
+                 "Compute slice metrics from a predictions file (no registry needed)."),
+    "gate": ("mlreg.commands.gate", "gate_cmd",
+             "Evaluate a promotion against its baseline under the registry's policies."),
 }
 
 
