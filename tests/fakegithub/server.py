@@ -1040,6 +1040,7 @@ class _Ctx:
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeGitHub
     protocol_version = "HTTP/1.1"  # keep-alive, as PyGithub's requests session expects
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
     server_version = "GitHub.com"
     sys_version = ""
     timeout = 10
