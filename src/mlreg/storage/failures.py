@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from mlreg.errors import MlregError, NotFound, StoreError
 
-__all__ = ["translate_error", "is_transient", "describe_error", "RetryPolicy", "SideError"]
+__all__ = ["translate_error", "is_transient", "describe_error", "RetryPolicy", "SideError", "exception_chain"]
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class SideError(Exception):
         self.original = original
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from, outermost first (bounded, no cycles)."""
     seen: list[BaseException] = []
     cur: BaseException | None = exc
@@ -95,7 +95,7 @@ def _bucket_of(uri: str) -> str | None:
 
 def _client_error(exc: BaseException) -> tuple[str, int | None, str, str | None] | None:
     """(code, http status, message, bucket) of a botocore ClientError in the chain."""
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         response = getattr(e, "response", None)
         if isinstance(response, dict) and isinstance(response.get("Error"), dict):
             err = response["Error"]
@@ -132,7 +132,7 @@ def describe_error(exc: BaseException, uri: str = "") -> tuple[str, str, bool]:
             return "store", f"{shown}: {message}" if message else shown, True
         return "store", f"{code}: {message}" if message else code, False
 
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if bc is not None:
             if isinstance(e, bc.NoCredentialsError):
                 return "store", "no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)", False
@@ -143,7 +143,7 @@ def describe_error(exc: BaseException, uri: str = "") -> tuple[str, str, bool]:
             if isinstance(e, bc.EndpointConnectionError):
                 endpoint = e.kwargs.get("endpoint_url", "the endpoint")
                 refused = any(
-                    isinstance(x, ConnectionRefusedError) for x in _chain(e)
+                    isinstance(x, ConnectionRefusedError) for x in exception_chain(e)
                 ) or "refused" in str(e.kwargs.get("error", "")).lower() or "connect call failed" in str(e.kwargs.get("error", "")).lower()
                 why = "connection refused" if refused else "cannot connect"
                 return "store", f"{why} ({endpoint})", True
