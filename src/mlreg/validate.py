@@ -95,10 +95,10 @@ def validate_registry(reg: Registry) -> tuple[list[Problem], dict]:
                                     "(versions start with a digit: models/<model>/<version>.yaml)"))
             continue
         counts["records"] += 1
+        records.setdefault(model, set()).add(stem)
         loaded = load(f, "record")
         if loaded is None:
             continue
-        records.setdefault(model, set()).add(stem)
         d = loaded.data
         if d.get("model") != model:
             problems.append(Problem(f, "$.model", f"model {d.get('model')!r} does not match "

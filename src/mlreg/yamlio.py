@@ -106,6 +106,9 @@ def _check_tree(node: yaml.Node, path: str, where: str, out: Loaded) -> None:
             keys: dict[str, int] = {}
             for key_node, value_node in n.value:
                 kline = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise LoadError(where, "uses a merge key (<<)", line=kline,
+                                    fix="write the keys out in full")
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
                     text = getattr(key_node, "value", "?")
                     raise LoadError(
@@ -114,9 +117,6 @@ def _check_tree(node: yaml.Node, path: str, where: str, out: Loaded) -> None:
                         "use a plain string key",
                     )
                 k = key_node.value
-                if k == "<<":
-                    raise LoadError(where, "uses a merge key (<<)", line=kline,
-                                    fix="write the keys out in full")
                 if k in keys:
                     raise LoadError(where, f"duplicate key {k!r} (first on line {keys[k]})",
                                     line=kline, field=_child(p, k)[2:],
