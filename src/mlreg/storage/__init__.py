@@ -14,6 +14,7 @@ store is opened.
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import TYPE_CHECKING, Any
 
 from mlreg.errors import InputError
@@ -73,7 +74,9 @@ def open_store(
 
     * a plain path or ``file://`` URI: a local folder; relative paths (the registry's
       default ``.mlreg-store``) resolve against ``base_dir`` (the registry root), else the
-      current directory. Options: ``retries``, ``fsync``.
+      current directory. With ``base_dir`` and a relative path, object URIs are relative
+      to ``base_dir`` too (``.mlreg-store/models/m/1/model.pkl``); otherwise they are
+      absolute ``file://`` URIs. Options: ``retries``, ``fsync``.
     * ``memory://<name>``: the process-wide in-memory store of that name. Options: ``retries``.
     * ``s3://bucket/prefix``: S3 or an S3-compatible server. Options: ``endpoint_url``,
       ``region``, ``connect_timeout``, ``read_timeout``, ``retries``, ``conditional_writes``,
@@ -87,7 +90,16 @@ def open_store(
         raise InputError("artifact store location is empty")
     scheme, sep, rest = text.partition("://")
     if not sep:
-        return LocalStore(_resolve(text, base_dir), **_only(options, _LOCAL_OPTIONS, text))
+        uri_root = None
+        expanded = os.path.expanduser(text)
+        if base_dir is not None and not os.path.isabs(expanded):
+            # Registry-relative store: record registry-relative URIs (portable across clones).
+            uri_root = posixpath.normpath(expanded.replace(os.sep, "/"))
+            if uri_root == ".":
+                raise InputError(f"{text}: the artifact store cannot be the registry root itself")
+        return LocalStore(
+            _resolve(text, base_dir), uri_root=uri_root, **_only(options, _LOCAL_OPTIONS, text),
+        )
     scheme = scheme.lower()
     if scheme == "file":
         if rest.startswith("localhost/"):

@@ -35,7 +35,13 @@ from typing import BinaryIO, ClassVar
 
 from mlreg.errors import InputError, IntegrityError, MlregError, NotFound, RegistryError
 from mlreg.storage.failures import RetryPolicy, SideError, is_transient, translate_error
-from mlreg.storage.hashing import CHUNK_SIZE, FileDigest, copy_hashing, is_sha256, sha256_file
+from mlreg.storage.hashing import (
+    CHUNK_SIZE,
+    FileDigest,
+    copy_hashing,
+    hash_local_file,
+    is_sha256,
+)
 from mlreg.storage.keys import validate_key
 from mlreg.storage.progress import ProgressArg, make_progress
 
@@ -133,15 +139,23 @@ class ArtifactStore(ABC):
         return f"{self.root_uri}/{validate_key(key)}"
 
     def key_for(self, uri_or_key: str) -> str:
-        """The key of a URI in this store (or a key, validated). InputError for other URIs."""
+        """The key of a URI in this store (or a key, validated). InputError for other URIs.
+
+        A string starting with one of the store's URI prefixes (``<root_uri>/``, plus aliases
+        such as the absolute ``file://`` form of a local store) is a URI; anything else
+        without ``://`` is taken as a key.
+        """
         if not isinstance(uri_or_key, str):
             raise InputError(f"expected an object URI or key, got {type(uri_or_key).__name__}")
+        for prefix in self._uri_prefixes():
+            if uri_or_key.startswith(prefix):
+                return validate_key(uri_or_key[len(prefix):])
         if "://" in uri_or_key:
-            prefix = self.root_uri + "/"
-            if not uri_or_key.startswith(prefix):
-                raise InputError(f"{uri_or_key}: not an object of the store at {self.root_uri}")
-            return validate_key(uri_or_key[len(prefix):])
+            raise InputError(f"{uri_or_key}: not an object of the store at {self.root_uri}")
         return validate_key(uri_or_key)
+
+    def _uri_prefixes(self) -> list[str]:
+        return [self.root_uri + "/"]
 
     # -- public operations ------------------------------------------------------------------
 
@@ -164,13 +178,15 @@ class ArtifactStore(ABC):
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         if not path.is_file():
             raise InputError(f"{path}: not a regular file")
-        existing = self._stat_or_none(key, uri)
-        if existing is not None:
-            return self._reconcile(key, existing, sha256_file(path, progress=progress))
         try:
+            existing = self._stat_or_none(key, uri)
+            if existing is not None:
+                return self._reconcile(key, existing, hash_local_file(path, progress=_bar_only(progress)))
             return self._put_new_file(key, path, size, progress)
         except SideError as e:
-            raise InputError(f"{path}: read failed: {e.original}") from e.original
+            if e.side == "source":
+                raise InputError(f"{path}: read failed: {e.original}") from e.original
+            raise e.original from None
         except MlregError:
             raise
         except Exception as e:
@@ -189,7 +205,7 @@ class ArtifactStore(ABC):
         uri = self.uri_for(key)
         try:
             return self._put_new_stream(key, _SourceReader(fileobj, "stream"), size, progress)
-        except SideError as e:
+        except SideError as e:  # the stream or the progress callback failed: theirs to see
             raise e.original from None
         except MlregError:
             raise
@@ -246,7 +262,11 @@ class ArtifactStore(ABC):
             os.chmod(tmp, file_mode())
             os.replace(tmp, dest)
         except SideError as e:
-            raise translate_error(e.original, str(dest), "write") from e.original
+            if e.side == "destination":
+                raise translate_error(e.original, str(dest), "write") from e.original
+            raise e.original from None
+        except OSError as e:  # chmod/replace of the local destination
+            raise translate_error(e, str(dest), "write") from e
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -269,7 +289,10 @@ class ArtifactStore(ABC):
     def hash_object(self, uri_or_key: str, *, progress: ProgressArg = None) -> FileDigest:
         """Stream the stored bytes and return their actual ``(sha256, size)`` (for verify)."""
         key = self.key_for(uri_or_key)
-        return self._hash_key(key, progress=progress)
+        try:
+            return self._hash_key(key, progress=progress)
+        except SideError as e:
+            raise e.original from None
 
     def delete(self, uri_or_key: str) -> None:
         """Remove an object; absent is fine. Only for cleaning up after failed captures."""
@@ -348,6 +371,14 @@ class ArtifactStore(ABC):
             raise SideError("source", str(path), e) from e
         with f:
             return self._put_new_stream(key, _SourceReader(f, str(path)), size, progress)
+
+
+def _bar_only(progress: ProgressArg) -> ProgressArg:
+    """Progress for a preparatory pass (hashing before an upload): a bar, never the callback.
+
+    A callback is promised one ``0..total`` sweep per transfer, so it only sees the transfer.
+    """
+    return False if callable(progress) and not isinstance(progress, bool) else progress
 
 
 def _check_expected(sha256: object, size: object) -> None:

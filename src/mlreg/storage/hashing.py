@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from mlreg.errors import InputError
+from mlreg.storage.failures import SideError
 from mlreg.storage.progress import ProgressArg, ProgressReporter, make_progress
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "TreeDigest",
     "ManifestEntry",
     "sha256_file",
+    "hash_local_file",
     "tree_manifest",
     "manifest_bytes",
     "digest_tree",
@@ -94,6 +96,14 @@ def sha256_file(path: str | os.PathLike[str], *, progress: ProgressArg = False) 
 
     Raises InputError when the file cannot be read: the path is caller input, not the store.
     """
+    try:
+        return hash_local_file(path, progress=progress)
+    except SideError as e:  # the progress callback raised
+        raise e.original from None
+
+
+def hash_local_file(path: str | os.PathLike[str], *, progress: ProgressArg = False) -> FileDigest:
+    """:func:`sha256_file` for the stores' internal use: callback failures stay wrapped."""
     p = Path(path)
     try:
         with open(p, "rb") as f:

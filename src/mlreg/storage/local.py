@@ -33,16 +33,29 @@ _NO_HARDLINK_ERRNOS = {
 
 
 class LocalStore(ArtifactStore):
-    """Objects are plain files under ``root`` at ``root/<key>``; URIs are ``file://<root>/<key>``."""
+    """Objects are plain files at ``<root>/<key>``.
+
+    URIs are ``file://<absolute root>/<key>``, unless ``uri_root`` says otherwise: a store
+    opened from a path relative to the registry root (the default ``.mlreg-store``, or the
+    example registry's ``examples/store``) records URIs relative to the registry root, such as
+    ``examples/store/fraud/127/model.txt``, so records stay valid in every clone. Both forms
+    (and absolute paths) are accepted wherever a URI is.
+    """
 
     scheme = "file"
 
     def __init__(
         self, root: str | os.PathLike[str], *, retries: int = 2, fsync: bool = True,
+        uri_root: str | None = None,
     ) -> None:
         self.root = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
         self.fsync = fsync
-        super().__init__("file://" + self.root.as_posix(), retries=retries)
+        self._file_uri_root = "file://" + self.root.as_posix()
+        super().__init__(uri_root or self._file_uri_root, retries=retries)
+
+    def _uri_prefixes(self) -> list[str]:
+        prefixes = [self.root_uri + "/", self._file_uri_root + "/", self.root.as_posix() + "/"]
+        return list(dict.fromkeys(prefixes))
 
     def path_for(self, uri_or_key: str) -> Path:
         """The file that holds an object (it may not exist)."""

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from mlreg.storage.failures import SideError
+
 __all__ = [
     "PROGRESS_THRESHOLD",
     "ProgressArg",
@@ -60,7 +62,11 @@ class _CallbackProgress:
 
     def update(self, n: int) -> None:
         self.done += n
-        self._callback(self.done, self._total)
+        try:
+            self._callback(self.done, self._total)
+        except Exception as e:
+            # The caller's exception: it must reach the caller as is, not as a store failure.
+            raise SideError("callback", "progress", e) from e
 
     def close(self) -> None:
         pass

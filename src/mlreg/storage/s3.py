@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlreg.errors import InputError, StoreError
-from mlreg.storage.base import ObjectStat, StoredObject, _SourceReader
+from mlreg.storage.base import ObjectStat, StoredObject, _bar_only, _SourceReader
 from mlreg.storage.failures import exception_chain, is_transient
 from mlreg.storage.fsspec_store import INSTALL_HINTS, FsspecStore
-from mlreg.storage.hashing import CHUNK_SIZE, FileDigest, copy_hashing, is_sha256, sha256_file
+from mlreg.storage.hashing import CHUNK_SIZE, FileDigest, copy_hashing, hash_local_file, is_sha256
 from mlreg.storage.progress import ProgressArg, make_progress
 
 __all__ = ["S3Store", "DEFAULT_PART_SIZE", "MIN_PART_SIZE"]
@@ -180,7 +180,7 @@ class S3Store(FsspecStore):
     def _put_new_file(
         self, key: str, path: Path, size: int, progress: ProgressArg,
     ) -> StoredObject:
-        digest = sha256_file(path, progress=progress)
+        digest = hash_local_file(path, progress=_bar_only(progress))
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
