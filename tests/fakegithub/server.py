@@ -1132,6 +1132,13 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append(RecordedRequest(method, path, query, body_json, status, login))
 
         data = b"" if payload is None else json.dumps(payload).encode()
+        try:
+            self._respond(status, data, headers)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            self.close_connection = True
+
+    def _respond(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        fake = self.owner
         self.send_response(status)
         if data:
             self.send_header("Content-Type", "application/json; charset=utf-8")

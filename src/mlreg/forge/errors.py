@@ -18,6 +18,7 @@ Messages are one line: ``GitHub: <operation> failed: <status> <GitHub's message>
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 from mlreg.errors import ForgeError, MlregError, NotFound
@@ -145,7 +146,7 @@ def map_github_error(
     network_errors = (
         requests.exceptions.ConnectionError, requests.exceptions.Timeout,
         requests.exceptions.RetryError, requests.exceptions.ChunkedEncodingError,
-        ConnectionError, TimeoutError,
+        ConnectionError, TimeoutError, socket.gaierror,
     )
 
     if isinstance(exc, GithubException):

@@ -84,7 +84,7 @@ class GitHubForge:
         base_url: str = DEFAULT_BASE_URL,
         *,
         bot_login: str | None = None,
-        timeout: float = 15,
+        timeout: int = 15,
         per_page: int = 100,
         retry: Any = DEFAULT,
         seconds_between_requests: float | None | Any = DEFAULT,
@@ -95,6 +95,8 @@ class GitHubForge:
             raise InputError(f"GitHub repository {repo!r} is not of the form owner/name")
         if not isinstance(token, str) or not token.strip():
             raise InputError("no GitHub token: set GITHUB_TOKEN (or pass --token)")
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+            raise InputError(f"timeout must be a whole number of seconds, not {timeout!r}")
         if not isinstance(per_page, int) or not 1 <= per_page <= 100:
             raise InputError(f"per_page must be between 1 and 100, not {per_page!r}")
         self.repo_name = repo

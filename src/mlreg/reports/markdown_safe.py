@@ -95,7 +95,10 @@ def code_span(text: object, *, in_table: bool = True, max_chars: int | None = No
     raw = _clean(str(text), max_chars)
     raw = raw.replace("<!--", "<!" + ZWSP + "--").replace("-->", "--" + ZWSP + ">")
     if in_table:
-        raw = raw.replace("|", "\\|")
+        # GitHub's table scanner pairs backslashes before it looks at a pipe (``\\|`` is an
+        # escaped backslash, then a cell break), so a backslash run before a pipe is cut with a
+        # zero-width space.
+        raw = re.sub(r"(\\*)\|", lambda m: m.group(1) + (ZWSP if m.group(1) else "") + "\\|", raw)
     if not raw:
         return ""
     longest = max((len(m) for m in re.findall(r"`+", raw)), default=0)
