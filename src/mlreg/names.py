@@ -27,8 +27,8 @@ __all__ = [
     "parse_ref",
 ]
 
-NAME_PATTERN = r"^(?!.*\.\.)[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
-VERSION_PATTERN = r"^(?!.*\.\.)[0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+NAME_PATTERN = r"^(?!.*\.\.)(?!.*\n)[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+VERSION_PATTERN = r"^(?!.*\.\.)(?!.*\n)[0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
 _VERSION_RE = re.compile(VERSION_PATTERN)
 _DIGITS = re.compile(r"(\d+)")
@@ -46,7 +46,7 @@ def _name_problem(value: object, pattern: re.Pattern[str], what: str) -> str | N
         return f"{what} must be a string, got {type(value).__name__} {value!r}"
     if ".." in value:
         return f"{what} {value!r} contains '..'"
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         if what == "version":
             return (f"{what} {value!r} is not a valid version: start with a digit, then "
                     "lower-case letters, digits, '.', '_' or '-' (at most 64 characters)")
@@ -106,7 +106,7 @@ def uri_problem_safe(uri: str) -> str:
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
+    user = "***@" if parts.username else ""
     return f"{parts.scheme}://{user}{host}{parts.path}" + ("?..." if parts.query else "")
 
 
