@@ -4,10 +4,10 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from mlreg.errors import SchemaError
 from mlreg.records import KINDS, check_document, dump_record, load_document, violations
 from mlreg.yamlio import load_yaml_text

@@ -5,8 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git
 
+from conftest import git
 from mlreg.errors import InvalidName, NotFound, RegistryError
 from mlreg.registry import Registry
 from mlreg.validate import validate_registry

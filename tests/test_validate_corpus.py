@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from conftest import tree_digest
 
 REC = "models/fraud/127.yaml"
