@@ -997,6 +997,7 @@ _ROUTES: list[tuple[str, str, Callable[..., tuple]]] = [
     ("PATCH", r"/issues/comments/(\d+)", FakeGitHub._edit_comment),
     ("DELETE", r"/issues/comments/(\d+)", FakeGitHub._delete_comment),
     ("POST", r"/statuses/([0-9a-fA-F]+)", FakeGitHub._create_status),
+    ("GET", r"/statuses/([0-9a-fA-F]+)", FakeGitHub._list_statuses),
     ("GET", r"/commits/([^/]+)", FakeGitHub._get_commit),
     ("GET", r"/commits/([^/]+)/status", FakeGitHub._combined_status),
     ("GET", r"/commits/([^/]+)/statuses", FakeGitHub._list_statuses),
