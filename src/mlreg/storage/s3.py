@@ -36,6 +36,7 @@ Choices, and why:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import sys
 import tempfile
@@ -59,6 +60,10 @@ DEFAULT_PART_SIZE = 16 * MiB
 MIN_PART_SIZE = 5 * MiB
 #: S3 allows 10,000 parts; stay below so parts grow for very large objects.
 _MAX_PARTS = 9_000
+#: Options s3fs accepts through ``**kwargs`` (fsspec caching; the botocore session profile).
+_FSSPEC_OPTIONS = {
+    "skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "profile",
+}
 #: User-metadata entry holding the object's sha256 (header ``x-amz-meta-sha256``).
 SHA256_METADATA_KEY = "sha256"
 
@@ -107,6 +112,14 @@ class S3Store(FsspecStore):
             client_kwargs.setdefault("region_name", region)
         fsspec_options.setdefault("skip_instance_cache", True)
         fsspec_options.setdefault("use_listings_cache", False)
+        # s3fs swallows unknown keywords (they reach the botocore session and vanish), so a
+        # typo like ``endpoint=`` would silently talk to AWS: check them here.
+        allowed = set(inspect.signature(s3fs.S3FileSystem.__init__).parameters) | _FSSPEC_OPTIONS
+        unknown = sorted(set(fsspec_options) - allowed - {"self", "kwargs"})
+        if unknown:
+            raise InputError(
+                f"{root_uri}: bad options for the s3:// store: unknown {', '.join(unknown)}"
+            )
         try:
             fs = s3fs.S3FileSystem(
                 endpoint_url=endpoint_url, config_kwargs=config_kwargs,
