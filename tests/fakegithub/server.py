@@ -217,7 +217,7 @@ class FakeGitHub:
         server = ThreadingHTTPServer(self._bind, Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="fake-github", daemon=True)
         self._thread.start()
         return self

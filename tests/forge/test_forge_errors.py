@@ -18,6 +18,7 @@ from fakegithub.server import FakeGitHub
 from mlreg.errors import DependencyError, ForgeError, InputError, NotFound
 from mlreg.forge import GitHubForge
 from mlreg.forge.errors import ForgeAPIError, ForgeNotFound, ForgeUnreachable, map_github_error
+from mlreg.forge.github_forge import default_retry
 
 OP = "update the sticky comment on PR #5"
 
@@ -157,10 +158,8 @@ def test_injected_502_is_retried_by_the_default_retry_for_gets(fake_github):
     """The production retry recovers from a transient 502 on a GET (but not on a POST)."""
     pr = fake_github.add_pull()
     forge = GitHubForge("o/r", "ghp_bot_token_for_tests", fake_github.base_url,
+                        retry=default_retry().new(backoff_factor=0),
                         seconds_between_requests=None, seconds_between_writes=None)
-    from mlreg.forge import github_forge
-
-    forge._retry = github_forge.default_retry().new(backoff_factor=0)
     fake_github.fail_next(2, status=502, method="GET", path=r"/pulls/\d+$")
     assert forge.pr_head_sha(pr) == fake_github.pull("o/r", pr).head_sha
     assert fake_github.count("GET", r"/pulls/\d+$") == 3
@@ -255,3 +254,18 @@ def test_the_token_never_appears_in_errors_or_repr(fake_github, make_forge):
 def test_bad_construction_is_input_error(kwargs, match):
     with pytest.raises(InputError, match=match):
         GitHubForge(**kwargs)
+
+
+def test_from_env_reads_the_actions_variables(fake_github):
+    env = {"GITHUB_REPOSITORY": "o/r", "GITHUB_TOKEN": "ghp_bot_token_for_tests",
+           "GITHUB_API_URL": fake_github.base_url}
+    forge = GitHubForge.from_env(env, retry=None, seconds_between_requests=None,
+                                 seconds_between_writes=None)
+    assert forge.base_url == fake_github.base_url and forge.repo_name == "o/r"
+    assert forge.bot_login() == "mlreg-bot"
+    assert GitHubForge.from_env({"GITHUB_REPOSITORY": "a/b", "GH_TOKEN": "x"}).base_url == (
+        "https://api.github.com")
+    with pytest.raises(InputError, match="GITHUB_REPOSITORY"):
+        GitHubForge.from_env({"GITHUB_TOKEN": "x"})
+    with pytest.raises(InputError, match="GITHUB_TOKEN"):
+        GitHubForge.from_env({"GITHUB_REPOSITORY": "a/b"})

@@ -8,7 +8,7 @@ requests exceptions into mlreg's errors through ``map_github_error`` (see ``mlre
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from github.PullRequest import PullRequest
     from github.Repository import Repository
 
-__all__ = ["GitHubForge", "DEFAULT_BASE_URL", "ACTIONS_BOT_LOGIN"]
+__all__ = ["GitHubForge", "DEFAULT_BASE_URL", "ACTIONS_BOT_LOGIN", "default_retry"]
 
 DEFAULT_BASE_URL = "https://api.github.com"
 #: Who comments with Actions' GITHUB_TOKEN. Installation tokens cannot read ``GET /user`` (403), so
@@ -112,6 +112,21 @@ class GitHubForge:
         self._user_agent = user_agent
         self._client: Any = None
         self._repo: Repository | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **kwargs: Any) -> GitHubForge:
+        """Build from the variables GitHub Actions sets: ``GITHUB_REPOSITORY``, ``GITHUB_TOKEN``
+        (or ``GH_TOKEN``) and ``GITHUB_API_URL`` (GitHub Enterprise Server sets its own). Pass
+        ``os.environ``; keyword arguments go to the constructor and win over the environment."""
+        repo = kwargs.pop("repo", None) or environ.get("GITHUB_REPOSITORY", "")
+        token = kwargs.pop("token", None) or environ.get("GITHUB_TOKEN") or environ.get(
+            "GH_TOKEN", "")
+        base_url = kwargs.pop("base_url", None) or environ.get("GITHUB_API_URL") or \
+            DEFAULT_BASE_URL
+        if not repo:
+            raise InputError("no GitHub repository: set GITHUB_REPOSITORY=owner/name "
+                             "(or pass --repo)")
+        return cls(repo, token, base_url, **kwargs)
 
     def __repr__(self) -> str:  # never show the token
         return f"GitHubForge({self.repo_name!r}, base_url={self.base_url!r})"
