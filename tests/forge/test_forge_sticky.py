@@ -191,3 +191,30 @@ def test_plan_sticky_treats_crlf_as_unchanged():
 
 def test_text_length_counts_astral_characters_twice():
     assert text_length("a\U0001f600") == 3
+
+
+def test_a_racer_posting_after_us_wins_and_our_copy_goes(fake_github, make_forge):
+    pr = fake_github.add_pull()
+    racer: list[int] = []
+
+    def racer_posts(fake: FakeGitHub) -> None:
+        racer.append(fake.add_comment("o/r", pr, body("racer's result"), user=BOT_LOGIN))
+
+    # After our POST, before we look again, the other run posts its own copy (a newer id).
+    fake_github.before("POST", rf"/issues/{pr}/comments$", lambda fake: fake.before(
+        "GET", rf"/issues/{pr}/comments$", racer_posts))
+    outcome = make_forge().upsert_sticky_comment(pr, body("our result"))
+
+    (only,) = fake_github.comments(number=pr)
+    assert only["id"] == racer[0] == outcome.comment_id
+    assert only["body"] == body("our result")  # we ran last, so our result stands
+    assert (outcome.action, outcome.duplicates_removed) == ("updated", 1)
+
+
+def test_a_sticky_comment_deleted_under_us_is_recreated(fake_github, make_forge):
+    pr = fake_github.add_pull()
+    old = fake_github.add_comment("o/r", pr, body("old"), user=BOT_LOGIN)
+    fake_github.before("PATCH", rf"/comments/{old}$", lambda fake: fake.comments_by_id.pop(old))
+    outcome = make_forge().upsert_sticky_comment(pr, body("new"))
+    assert outcome.action == "created" and outcome.comment_id != old
+    assert [c["body"] for c in fake_github.comments(number=pr)] == [body("new")]
