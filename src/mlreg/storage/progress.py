@@ -100,7 +100,7 @@ class ProgressBar:
         self.show_after = show_after
         self.done = 0
         self._start = time.monotonic()
-        self._last_draw = 0.0
+        self._last_draw: float | None = None
         self._drawn = False
         self._closed = False
 
@@ -109,7 +109,7 @@ class ProgressBar:
         if self.done < self.show_after:
             return
         now = time.monotonic()
-        if now - self._last_draw >= self.min_interval:
+        if self._last_draw is None or now - self._last_draw >= self.min_interval:
             self._last_draw = now
             self._draw(now)
 
