@@ -24,7 +24,7 @@ from mlreg.gates.inputs import (
 from mlreg.gates.policy import THRESHOLDED, Policy, gate_category, rule_of
 from mlreg.gates.result import GateOutcome, GateResult, GroupValue, Row, SubjectRef
 
-__all__ = ["evaluate", "metric_id", "describe_rule", "describe_slices"]
+__all__ = ["evaluate", "metric_id", "select_slices", "describe_rule", "describe_slices"]
 
 _IDENTITY_FIELDS = ("uri", "sha256", "version_id", "etag", "snapshot_id", "partitions", "rows",
                     "size", "files")
@@ -124,8 +124,8 @@ def _by_traffic(slices: list[SliceStats], evaluation: Mapping[str, Any]) -> list
     return sorted(slices, key=lambda s: (-_traffic(s, evaluation), s.key))
 
 
-def _select(spec: Any, evidence: Evidence, evaluation: Mapping[str, Any]
-            ) -> tuple[list[str], bool, str]:
+def select_slices(spec: Any, evidence: Evidence, evaluation: Mapping[str, Any]
+                  ) -> tuple[list[str], bool, str]:
     """(slice keys, explicit?, what was looked for). Explicit keys may be absent from the data."""
     all_slices = list(evidence.slices.values())
     singles = [s for s in all_slices if len(s.columns) == 1]
@@ -220,6 +220,8 @@ class _Ctx:
     def no_baseline_reason(self) -> str | None:
         """Why a comparison with the baseline is impossible (None when it is possible)."""
         if self.baseline is None:
+            if self.evidence is not None and self.evidence.baseline_problem:
+                return f"no baseline: {self.evidence.baseline_problem}"
             return ("no baseline: nothing to compare with (name one with --baseline or a "
                     "service; the first deployment of a service is an explicit bootstrap)")
         if self.evidence is not None and self.evidence.baseline_problem:
@@ -244,7 +246,7 @@ def _metric_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
         out.rows.append(Row(item="(all slices)", kind="slice", verdict="fail",
                             reason=f"no metrics: {why}"))
         return _finish(out, f"no metrics: {why}")
-    keys, explicit, what = _select(gate.get("slices", OVERALL), evidence, ev)
+    keys, explicit, what = select_slices(gate.get("slices", OVERALL), evidence, ev)
     if rule == "change" and ctx.mode == "bootstrap":
         # Shown, not judged: which slices the rule would apply to, with the candidate's values.
         for key in keys:

@@ -1,0 +1,182 @@
+"""Adapter from the metrics engine (:mod:`mlreg.metrics`) to the gates' :class:`Evidence`.
+
+The gates need, for the slices a policy selects: each model's metric with its interval, the
+paired delta candidate - baseline with its interval (change rules), and per protected group the
+metric (gap rules). :func:`compute_evidence` first sizes every slice (cheap), then asks, gate by
+gate, which slices the gate selects (:func:`mlreg.gates.evaluate.select_slices`, the function
+the decision itself uses) and computes only those numbers: a gate on the overall AUC costs one
+AUC, not one per slice.
+
+The numbers come from the engine's single-slice definitions (:mod:`mlreg.metrics.binary`, the
+reference the engine's vectorised kernels are tested against). Gap intervals are not computed
+here; a ``max_group_gap`` gate with ``use_interval`` fails with "no interval" until they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from mlreg.gates.evaluate import metric_id, select_slices
+from mlreg.gates.inputs import Estimate, Evidence, GroupStats, SliceStats, parse_slice_key
+from mlreg.gates.policy import Policy, rule_of
+
+__all__ = ["compute_evidence", "known_metrics", "Plan"]
+
+_REFERENCE = {
+    "auc": "roc_auc", "pr_auc": "pr_auc", "log_loss": "log_loss", "brier": "brier",
+    "calibration_slope": "calibration_slope", "calibration_intercept": "calibration_intercept",
+    "ece": "expected_calibration_error", "precision": "precision", "recall": "recall",
+    "tpr": "tpr", "fpr": "fpr", "f1": "f1", "base_rate": "base_rate", "count": "count",
+    "mean_score": "mean_score",
+}
+_THRESHOLDED = {"precision", "recall", "tpr", "fpr", "f1"}
+
+
+def known_metrics() -> frozenset[str]:
+    """Metric names the gates can compute."""
+    return frozenset(_REFERENCE)
+
+
+class Plan:
+    """Which slicings a policy needs (columns, crosses, group columns) given the table's columns."""
+
+    def __init__(self, policy: Policy, model_info: Mapping[str, Any], columns: set[str]) -> None:
+        slice_cols: list[str] = list(model_info.get("slice_columns") or [])
+        crosses: list[tuple[str, ...]] = [tuple(c) for c in model_info.get("slice_crosses") or []]
+        groups: list[str] = []
+        for gate in policy.gates:
+            if gate.get("type", "metric") != "metric":
+                continue
+            spec = gate.get("slices")
+            if isinstance(spec, dict) and spec.get("column"):
+                slice_cols.append(spec["column"])
+            if isinstance(spec, dict) and spec.get("cross"):
+                crosses.append(tuple(spec["cross"]))
+            for key in spec if isinstance(spec, list) else []:
+                try:
+                    parts = parse_slice_key(key)
+                except ValueError:
+                    continue  # the gate reports the slice as absent
+                if len(parts) == 1:
+                    slice_cols.append(parts[0][0])
+                elif parts:
+                    crosses.append(tuple(c for c, _ in parts))
+            if rule_of(gate) == "max_group_gap":
+                groups.extend(gate.get("groups") or model_info.get("protected_columns") or [])
+        self.slice_columns = [c for c in dict.fromkeys(slice_cols) if c in columns]
+        self.crosses = [c for c in dict.fromkeys(crosses) if all(x in columns for x in c)]
+        self.group_columns = [c for c in dict.fromkeys(groups) if c in columns]
+
+
+def _f(x: Any) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def _est(mv: Any) -> Estimate:
+    value = _f(mv.value)
+    return Estimate(value=value, lo=_f(getattr(mv, "lo", None)), hi=_f(getattr(mv, "hi", None)),
+                    undefined=None if value is not None else (getattr(mv, "reason", None)
+                                                              or "undefined"))
+
+
+def _render(value: Any) -> str:
+    from mlreg.metrics.results import render_value
+
+    return render_value(value)
+
+
+def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str | None,
+                     weight: str | None, policy: Policy, model_info: Mapping[str, Any],
+                     baseline_problem: str | None = None) -> Evidence:
+    """Evidence for every metric gate of ``policy`` on ``table`` (a pandas DataFrame holding
+    the label, the candidate's score, optionally the baseline's score on the same rows, the
+    weight, and the slice and group columns)."""
+    import numpy as np
+
+    from mlreg.metrics import binary
+
+    ev = policy.evaluation
+    conf, seed, reps = float(ev["confidence"]), int(ev["seed"]), int(ev["bootstrap_replicates"])
+    plan = Plan(policy, model_info, set(map(str, table.columns)))
+    y_all = table[label].to_numpy()
+    s_all = table[score].to_numpy(dtype=np.float64)
+    b_all = table[baseline_score].to_numpy(dtype=np.float64) if baseline_score else None
+    w_all = table[weight].to_numpy(dtype=np.float64) if weight else None
+
+    rows_of: dict[str, np.ndarray] = {"overall": np.arange(len(table))}
+    slices: dict[str, SliceStats] = {}
+
+    def add(key: str, cols: tuple[str, ...], rows: np.ndarray) -> None:
+        rows_of[key] = rows
+        w = w_all[rows] if w_all is not None else None
+        slices[key] = SliceStats(key=key, columns=cols, n=int(len(rows)),
+                                 weight=float(w.sum()) if w is not None else float(len(rows)),
+                                 positives=float(np.sum(y_all[rows])))
+
+    add("overall", (), rows_of["overall"])
+    for cols in [(c,) for c in plan.slice_columns] + list(plan.crosses):
+        for values, rows in table.groupby(list(cols), sort=True, dropna=False).indices.items():
+            values = values if isinstance(values, tuple) else (values,)
+            key = ",".join(f"{c}={_render(v)}" for c, v in zip(cols, values, strict=True))
+            add(key, cols, np.asarray(rows))
+    sized = Evidence(slices=slices)
+
+    def metric(name: str, thr: float | None, rows: np.ndarray, scores: np.ndarray) -> Any:
+        kw: dict[str, Any] = {} if name == "count" else {"confidence": conf}
+        if name in _THRESHOLDED:
+            kw["threshold"] = thr
+        if name == "ece":
+            kw.update(replicates=reps, seed=seed)
+        w = w_all[rows] if w_all is not None else None
+        return getattr(binary, _REFERENCE[name])(y_all[rows], scores[rows], w, **kw)
+
+    cand: dict = {}
+    base: dict = {}
+    deltas: dict = {}
+    groups: dict = {}
+    known = known_metrics()
+    for gate in policy.gates:
+        if gate.get("type", "metric") != "metric":
+            continue
+        name, thr = metric_id(gate, ev)
+        if name not in known:
+            continue  # the decision reports the unknown metric
+        rule = rule_of(gate)
+        keys, _, _ = select_slices(gate.get("slices", "overall"), sized, ev)
+        for key in keys:
+            rows = rows_of.get(key)
+            if rows is None:
+                continue  # named slice absent from the data: the decision reports it
+            k = (name, thr, key)
+            if k not in cand:
+                cand[k] = _est(metric(name, thr, rows, s_all))
+                if b_all is not None:
+                    base[k] = _est(metric(name, thr, rows, b_all))
+            if rule == "change" and b_all is not None and k not in deltas:
+                kw: dict[str, Any] = {"confidence": conf, "seed": seed, "replicates": reps}
+                if thr is not None:
+                    kw["threshold"] = thr
+                w = w_all[rows] if w_all is not None else None
+                deltas[k] = _est(binary.paired_delta(name, y_all[rows], s_all[rows],
+                                                     b_all[rows], w, **kw))
+            if rule != "max_group_gap":
+                continue
+            for col in gate.get("groups") or model_info.get("protected_columns") or []:
+                if col not in plan.group_columns or (name, thr, key, col) in groups:
+                    continue
+                values: dict[str, Estimate] = {}
+                sizes: dict[str, int] = {}
+                sub = table[col].iloc[rows]
+                for g, grows in sub.groupby(sub, sort=True, dropna=False).indices.items():
+                    gr = rows[np.asarray(grows)]
+                    values[_render(g)] = _est(metric(name, thr, gr, s_all))
+                    sizes[_render(g)] = int(len(gr))
+                groups[(name, thr, key, col)] = GroupStats(column=col, values=values, sizes=sizes)
+    return Evidence(slices=slices, candidate=cand, baseline=base, deltas=deltas, groups=groups,
+                    rows=int(len(table)), baseline_problem=baseline_problem,
+                    metrics_known=known, engine="mlreg.metrics (per-slice reference functions)")
