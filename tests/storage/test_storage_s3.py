@@ -240,3 +240,43 @@ def test_s3_options_are_validated(moto_endpoint, aws_env):
         open_store("s3://", endpoint_url=moto_endpoint)
     with pytest.raises(InputError, match="bad options for the s3:// store: unknown endpoint"):
         open_store("s3://b/p", endpoint=moto_endpoint)  # a typo must not silently reach AWS
+
+
+def test_a_body_cut_mid_download_is_retried(s3_store, make_file, tmp_path, monkeypatch):
+    """botocore retries requests; a response body dying mid-stream is retried by the store."""
+    import botocore.exceptions as bce
+
+    import mlreg.storage.s3 as s3mod
+
+    data = os.urandom(3 * MiB)
+    obj = s3_store.put_file(make_file(data), "m/1/model.bin")
+    real = s3mod._BodyReader
+    opened = []
+
+    class CutOnce(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def read(self, n=-1):
+            if len(opened) == 1:
+                raise bce.ResponseStreamingError(error=ConnectionResetError("peer reset"))
+            return super().read(n)
+
+    monkeypatch.setattr(s3mod, "_BodyReader", CutOnce)
+    monkeypatch.setattr("mlreg.storage.failures.time.sleep", lambda s: None)
+    s3_store.get_file(obj.uri, tmp_path / "m", sha256=obj.sha256, size=obj.size)
+    assert (tmp_path / "m").read_bytes() == data and len(opened) == 2
+
+
+def test_s3_retries_are_not_layered(s3_store):
+    import botocore.exceptions as bce
+
+    def client_error(status: int) -> Exception:
+        return bce.ClientError({"Error": {"Code": "InternalError", "Message": "x"},
+                                "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    assert not s3_store._retryable(client_error(500))  # botocore already retried it
+    assert not s3_store._retryable(bce.EndpointConnectionError(endpoint_url="http://x"))
+    assert s3_store._retryable(bce.ResponseStreamingError(error="cut"))
+    assert s3_store._retryable(ConnectionResetError())

@@ -77,6 +77,8 @@ class S3Store(FsspecStore):
     ``s3fs.S3FileSystem`` (``key``, ``secret``, ``profile``, ``client_kwargs``, ...).
     """
 
+    read_chunk = CHUNK_SIZE  # one streamed GET: chunk size only bounds memory
+
     def __init__(
         self, root_uri: str, *, endpoint_url: str | None = None, region: str | None = None,
         connect_timeout: float = 10.0, read_timeout: float = 60.0, retries: int = 2,
@@ -142,11 +144,20 @@ class S3Store(FsspecStore):
         return math.ceil(size / _MAX_PARTS / MiB) * MiB
 
     def _retryable(self, exc: BaseException) -> bool:
+        """Retry what botocore could not: failures while streaming a response body.
+
+        botocore retries each *request* (connection errors, throttling, 5xx); retrying those
+        again here would multiply the attempts. A body cut mid-read is ours to retry.
+        """
         bc = sys.modules.get("botocore.exceptions")
-        if bc is not None and any(
-            isinstance(e, bc.BotoCoreError | bc.ClientError) for e in exception_chain(exc)
-        ):
-            return False  # botocore already retried this request
+        if bc is not None:
+            for e in exception_chain(exc):
+                if isinstance(e, bc.ResponseStreamingError | bc.IncompleteReadError):
+                    return True
+                if isinstance(e, bc.ReadTimeoutError):
+                    return True  # may be a body read; bounded either way
+                if isinstance(e, bc.BotoCoreError | bc.ClientError):
+                    return False
         return is_transient(exc)
 
     # -- hooks ------------------------------------------------------------------------------
@@ -183,9 +194,13 @@ class S3Store(FsspecStore):
 
     @contextlib.contextmanager
     def _open_read(self, key: str) -> Iterator[BinaryIO]:
-        # cache_type="none": each read() is exactly one ranged GET of read_chunk bytes.
-        with self.fs.open(self._path(key), "rb", cache_type="none") as f:
-            yield f
+        # One streaming GET for the whole object, read in chunks: no per-chunk request
+        # latency (fsspec's file object would issue a ranged GET per read).
+        reader = _BodyReader(self.fs, self.bucket, self._object_key(key))
+        try:
+            yield reader  # type: ignore[misc]
+        finally:
+            reader.close()
 
     def _delete(self, key: str) -> None:
         self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self._object_key(key))
@@ -294,3 +309,38 @@ class S3Store(FsspecStore):
             f.buffer = None
         with contextlib.suppress(Exception):
             f.closed = True
+
+
+class _BodyReader:
+    """A blocking ``read(n)`` over one GetObject response body streamed on s3fs's loop."""
+
+    def __init__(self, fs: Any, bucket: str, key: str) -> None:
+        from fsspec.asyn import sync
+
+        self._sync = sync
+        self._loop = fs.loop
+        response = fs.call_s3("get_object", Bucket=bucket, Key=key)
+        self._body = response["Body"]
+
+    def read(self, n: int = -1) -> bytes:
+        return self._sync(self._loop, self._read, n)
+
+    async def _read(self, n: int) -> bytes:
+        if n is None or n < 0:
+            return await self._body.read()
+        parts: list[bytes] = []
+        got = 0
+        while got < n:  # the body hands out whatever arrived; gather a full chunk
+            part = await self._body.read(n - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if inspect.iscoroutinefunction(self._body.close):  # httpx-backed bodies
+                self._sync(self._loop, self._body.close)
+            else:
+                self._body.close()
