@@ -157,7 +157,8 @@ def capture_command(command: Sequence[str], model: str, registry: str = ".", *,
     if not command:
         raise InputError("no command to run: mlreg capture --model M -- COMMAND ...")
     cwd = os.path.abspath(cwd or os.getcwd())
-    options.setdefault("code_dir", cwd)
+    if not options.get("code_dir"):
+        options["code_dir"] = cwd
     import shlex
 
     run = Run(model, registry, mode="cli", entrypoint=shlex.join(command), **options)

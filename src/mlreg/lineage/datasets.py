@@ -259,6 +259,9 @@ def identify_dataset(
         found = {"uri": uri, **_remote_identity(uri, fs, storage_options or {}, etag_immutable)}
     else:
         found = {"uri": uri}
+    if not is_local_uri(uri) and version_id is None:  # a version pinned in the URI itself
+        query = parse_qs(urlsplit(uri).query)
+        version_id = (query.get("versionId") or query.get("generation") or [None])[0]
 
     given = {"sha256": sha256, "version_id": version_id, "etag": _strip_etag(etag),
              "snapshot_id": snapshot_id, "rows": rows}
