@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -280,3 +281,36 @@ def test_s3_retries_are_not_layered(s3_store):
     assert not s3_store._retryable(bce.EndpointConnectionError(endpoint_url="http://x"))
     assert s3_store._retryable(bce.ResponseStreamingError(error="cut"))
     assert s3_store._retryable(ConnectionResetError())
+
+
+def test_a_lost_completion_response_is_not_a_failure(s3_store, make_file, monkeypatch):
+    """The object was published but the answer never arrived: the digest proves success."""
+    import s3fs.core
+
+    real_commit = s3fs.core.S3File.commit
+
+    def commit_then_lose_response(self):
+        real_commit(self)
+        raise OSError(errno.EIO, "connection reset while reading the response")
+
+    monkeypatch.setattr(s3fs.core.S3File, "commit", commit_then_lose_response)
+    data = os.urandom(6 * MiB)
+    obj = s3_store.put_file(make_file(data), "m/1/model.bin")
+    assert s3_store.hash_object(obj.uri) == (_sha(data), len(data))
+
+
+def test_servers_without_conditional_writes_get_a_hint(s3_store, s3_client, s3_bucket, make_file,
+                                                       monkeypatch):
+    import s3fs.core
+
+    def not_implemented(self):
+        raise OSError(errno.ENOSYS, "A header you provided implies functionality that is not implemented")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(s3fs.core.S3File, "commit", not_implemented)
+        with pytest.raises(StoreError, match="conditional_writes=False"):
+            s3_store.put_file(make_file(os.urandom(6 * MiB)), "m/1/model.bin")
+    assert _in_progress_uploads(s3_client, s3_bucket) == []
+    plain = open_store(f"s3://{s3_bucket}/registry", endpoint_url=s3_store.endpoint_url,
+                       conditional_writes=False)
+    assert plain.put_file(make_file(b"fine"), "m/1/model.bin").size == 4

@@ -147,7 +147,7 @@ def describe_error(exc: BaseException, uri: str = "") -> tuple[str, str, bool]:
                 ) or "refused" in str(e.kwargs.get("error", "")).lower() or "connect call failed" in str(e.kwargs.get("error", "")).lower()
                 why = "connection refused" if refused else "cannot connect"
                 return "store", f"{why} ({endpoint})", True
-            if isinstance(e, bc.ConnectionClosedError | bc.HTTPClientError):
+            if isinstance(e, bc.ConnectionClosedError | bc.HTTPClientError | bc.IncompleteReadError):
                 return "store", f"connection error: {_one_line(str(e))}", True
             if isinstance(e, bc.PartialCredentialsError):
                 return "store", f"incomplete credentials: {_one_line(str(e))}", False

@@ -36,6 +36,7 @@ Choices, and why:
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import math
 import sys
@@ -260,6 +261,8 @@ class S3Store(FsspecStore):
             )
         except FileExistsError:
             return False  # taken meanwhile: the caller reconciles
+        except OSError as e:
+            raise self._explain_commit_failure(e, key) from e
         return True
 
     def _upload_multipart(
@@ -280,16 +283,44 @@ class S3Store(FsspecStore):
                     f"{source}: changed while being uploaded (sha256 {digest.sha256} before, "
                     f"{sent.sha256} sent); nothing was stored, retry once it is stable"
                 )
-            f.close()  # CompleteMultipartUpload (or the single PUT): the object appears now
-        except FileExistsError:
-            self._abort(f)  # someone else published this key meanwhile
-            return False
         except BaseException:
             self._abort(f)
             raise
         finally:
             reporter.close()
+        try:
+            f.close()  # CompleteMultipartUpload (or the single PUT): the object appears now
+        except FileExistsError:
+            self._abort(f)  # someone else published this key meanwhile
+            return False
+        except BaseException as e:
+            self._abort(f)
+            if not isinstance(e, Exception):  # KeyboardInterrupt & co: just stop
+                raise
+            if self._completed_anyway(key, digest):
+                return True
+            raise self._explain_commit_failure(e, key) from e
         return True
+
+    def _completed_anyway(self, key: str, digest: FileDigest) -> bool:
+        """Whether the key holds our bytes although the completion call failed.
+
+        A completion whose response was lost and got retried by botocore fails the retry
+        (NoSuchUpload, or 412 with If-None-Match) while the object is in place.
+        """
+        try:
+            st = self._stat(key)
+        except Exception:
+            return False
+        return st is not None and st.sha256 == digest.sha256 and st.size == digest.size
+
+    def _explain_commit_failure(self, exc: Exception, key: str) -> BaseException:
+        if self.conditional_writes and isinstance(exc, OSError) and exc.errno == errno.ENOSYS:
+            return StoreError(
+                f"{self.uri_for(key)}: upload failed: the server does not support conditional "
+                "writes (If-None-Match); open the store with conditional_writes=False"
+            )
+        return exc
 
     def _abort(self, f: Any) -> None:
         """Abort the multipart upload behind ``f`` and make sure nothing ever commits it.
