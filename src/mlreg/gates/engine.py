@@ -22,7 +22,7 @@ from mlreg.gates.evaluate import metric_id, select_slices
 from mlreg.gates.inputs import Estimate, Evidence, GroupStats, SliceStats, parse_slice_key
 from mlreg.gates.policy import Policy, rule_of
 
-__all__ = ["compute_evidence", "known_metrics", "Plan"]
+__all__ = ["compute_evidence", "evaluate_table", "known_metrics", "Plan", "DEFAULT_METRICS"]
 
 _REFERENCE = {
     "auc": "roc_auc", "pr_auc": "pr_auc", "log_loss": "log_loss", "brier": "brier",
@@ -180,3 +180,101 @@ def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str 
     return Evidence(slices=slices, candidate=cand, baseline=base, deltas=deltas, groups=groups,
                     rows=int(len(table)), baseline_problem=baseline_problem,
                     metrics_known=known, engine="mlreg.metrics (per-slice reference functions)")
+
+
+DEFAULT_METRICS = ("count", "base_rate", "auc", "pr_auc", "log_loss", "brier",
+                   "calibration_slope", "calibration_intercept", "ece", "precision", "recall",
+                   "f1")
+
+
+def evaluate_table(table: Any, *, label: str, scores: list[str], weight: str | None = None,
+                   slice_columns: list[str] = (), crosses: list[tuple[str, ...]] = (),
+                   group_columns: list[str] = (), metrics: tuple[str, ...] = DEFAULT_METRICS,
+                   threshold: float = 0.5, confidence: float = 0.95, seed: int = 0,
+                   replicates: int = 200) -> dict:
+    """Every metric of every score column on every slice, as JSON-ready data (``mlreg
+    evaluate``). With two or more score columns, ``deltas["a-b"]`` holds the paired delta of
+    the first column ``a`` minus each later column ``b`` (candidate first), on the same rows;
+    ``groups[col]`` the metrics per group and the max - min gap across groups."""
+    import numpy as np
+
+    from mlreg.errors import InputError
+    from mlreg.metrics import binary
+
+    unknown = [m for m in metrics if m not in _REFERENCE]
+    if unknown:
+        raise InputError(f"unknown metric(s): {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(_REFERENCE))})")
+    needed = [label, *scores, *([weight] if weight else []), *slice_columns, *group_columns,
+              *(c for cr in crosses for c in cr)]
+    missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
+    if missing:
+        raise InputError(f"no column(s) {', '.join(map(repr, missing))} in the predictions "
+                         f"(columns: {', '.join(map(str, list(table.columns)[:30]))})")
+    y_all = table[label].to_numpy()
+    w_all = table[weight].to_numpy(dtype=np.float64) if weight else None
+    s_all = {c: table[c].to_numpy(dtype=np.float64) for c in scores}
+
+    def mv(name: str, rows: np.ndarray, col: str) -> dict:
+        kw: dict[str, Any] = {} if name == "count" else {"confidence": confidence}
+        if name in _THRESHOLDED:
+            kw["threshold"] = threshold
+        if name == "ece":
+            kw.update(replicates=replicates, seed=seed)
+        w = w_all[rows] if w_all is not None else None
+        try:
+            out = getattr(binary, _REFERENCE[name])(y_all[rows], s_all[col][rows], w, **kw)
+        except InputError as exc:
+            raise InputError(f"column {col!r}: {exc}") from None
+        return out.to_dict()
+
+    index: list[tuple[str, np.ndarray]] = [("overall", np.arange(len(table)))]
+    for cols in [(c,) for c in slice_columns] + [tuple(c) for c in crosses]:
+        for values, rows in table.groupby(list(cols), sort=True, dropna=False).indices.items():
+            values = values if isinstance(values, tuple) else (values,)
+            index.append((",".join(f"{c}={_render(v)}" for c, v in zip(cols, values, strict=True)),
+                          np.asarray(rows)))
+    out_slices = []
+    for key, rows in index:
+        entry: dict[str, Any] = {"slice": key, "n": int(len(rows)),
+                                 "metrics": {c: {m: mv(m, rows, c) for m in metrics}
+                                             for c in scores}}
+        if len(scores) > 1:
+            first = scores[0]
+            entry["deltas"] = {}
+            for other in scores[1:]:
+                deltas = {}
+                for m in metrics:
+                    kw: dict[str, Any] = {"confidence": confidence, "seed": seed,
+                                          "replicates": replicates, "threshold": threshold}
+                    w = w_all[rows] if w_all is not None else None
+                    deltas[m] = binary.paired_delta(m, y_all[rows], s_all[first][rows],
+                                                    s_all[other][rows], w, **kw).to_dict()
+                entry["deltas"][f"{first}-{other}"] = deltas
+        if group_columns:
+            entry["groups"] = {}
+            for col in group_columns:
+                sub = table[col].iloc[rows]
+                per = {}
+                for g, grows in sub.groupby(sub, sort=True, dropna=False).indices.items():
+                    gr = rows[np.asarray(grows)]
+                    per[_render(g)] = {"n": int(len(gr)),
+                                       "metrics": {c: {m: mv(m, gr, c) for m in metrics}
+                                                   for c in scores}}
+                gaps = {}
+                for c in scores:
+                    gaps[c] = {}
+                    for m in metrics:
+                        vals = [(g, p["metrics"][c][m]["value"]) for g, p in per.items()
+                                if p["metrics"][c][m]["value"] is not None]
+                        if len(vals) < 2:
+                            gaps[c][m] = None
+                            continue
+                        hi, lo = max(vals, key=lambda t: t[1]), min(vals, key=lambda t: t[1])
+                        gaps[c][m] = {"value": hi[1] - lo[1], "max_group": hi[0],
+                                      "min_group": lo[0]}
+                entry["groups"][col] = {"groups": per, "gaps": gaps}
+        out_slices.append(entry)
+    return {"rows": int(len(table)), "label": label, "scores": list(scores), "weight": weight,
+            "threshold": threshold, "confidence": confidence, "metrics": list(metrics),
+            "slices": out_slices}

@@ -186,6 +186,10 @@ def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
         evidence = _gather_evidence(files, policy, candidate, baseline, model_info, gathered)
     else:
         evidence = Evidence(unavailable="the policy has no metric gates")
+        for role, subject in (("candidate", candidate), ("baseline", baseline)):
+            entry = (subject.record.get("evaluation") or {}).get("predictions") if subject else None
+            if entry:
+                gathered.files.append(files.check(role, "predictions", entry))
     if gathered.baseline_problem and not evidence.baseline_problem:
         from dataclasses import replace
 
