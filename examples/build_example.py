@@ -47,34 +47,61 @@ def packages(changes: dict | None = None) -> dict:
     return {"sha256": sha(lines.encode()), "count": len(pk), "list": dict(sorted(pk.items()))}
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, compact: bool = False) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", use_dictionary=True, row_group_size=1 << 20)
+    if not compact:
+        pq.write_table(table, buf, compression="zstd", use_dictionary=True,
+                       row_group_size=1 << 20)
+        return buf.getvalue()
+    # Large tables: dictionary strings, delta-coded ids, byte-split floats, strong zstd.
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    encodings = {f.name: "BYTE_STREAM_SPLIT" for f in table.schema
+                 if pa.types.is_floating(f.type)}
+    if "example_id" in table.column_names:
+        encodings["example_id"] = "DELTA_BINARY_PACKED"
+    pq.write_table(table, buf, compression="zstd", compression_level=19,
+                   use_dictionary=strings or False, column_encoding=encodings or None,
+                   row_group_size=1 << 20)
     return buf.getvalue()
 
 
-def fraud_eval(n: int = 120_000) -> tuple[dict, np.ndarray]:
+FRAUD_ROWS = 800_000
+
+
+def fraud_eval(n: int = FRAUD_ROWS) -> tuple[dict, dict]:
+    """The fraud evaluation snapshot: 800k labelled transactions and the true log-odds.
+
+    Large enough that the seed's gates are decided by the models, not by noise: the smallest of
+    the top-5 traffic slices (device=web, 22%) holds about 176k rows, so a perfectly calibrated
+    model's slope there has a standard error near 0.006, against the +/- 0.02 tolerance.
+    """
     rng = np.random.default_rng(20240125)
-    country = rng.choice(["US", "GB", "DE", "FR", "BR", "IN"], n, p=[.35, .15, .15, .12, .13, .10])
-    device = rng.choice(["ios", "android", "web"], n, p=[.4, .4, .2])
-    age = rng.choice(["18-29", "30-49", "50+"], n, p=[.3, .45, .25])
+    country = rng.choice(["US", "GB", "DE", "BR", "IN", "FR"], n,
+                         p=[.45, .25, .10, .08, .07, .05])
+    device = rng.choice(["ios", "android", "web"], n, p=[.42, .36, .22])
+    age = rng.choice(["18-29", "30-49", "50+"], n, p=[.30, .45, .25])
     x = rng.normal(size=(n, 4))
-    logit = -3.2 + 1.1 * x[:, 0] - 0.8 * x[:, 1] + 0.6 * x[:, 2] * (device == "web") \
-        + 0.4 * x[:, 3] + 0.3 * (country == "BR")
-    p = 1 / (1 + np.exp(-logit))
-    label = (rng.random(n) < p).astype(np.int8)
+    web, br = device == "web", country == "BR"
+    base = -3.0 + 1.5 * x[:, 0] - 1.1 * x[:, 1] + 0.7 * x[:, 3] + 0.5 * br
+    logit = base + 1.2 * x[:, 2] * web  # web traffic carries one more signal
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     cols = {"example_id": np.arange(n, dtype=np.int64), "label": label, "country": country,
             "device": device, "age_band": age}
-    return cols, np.stack([logit, x[:, 0], x[:, 1], x[:, 2], x[:, 3]], axis=1)
+    return cols, {"logit": logit, "base": base, "web": web, "us": country == "US",
+                  "senior": age == "50+"}
 
 
-def fraud_scores(feat: np.ndarray, version: str) -> np.ndarray:
-    logit, x0, x1, x2, x3 = feat.T
-    if version == "126":  # misses the web interaction
-        z = -3.1 + 1.1 * x0 - 0.8 * x1 + 0.4 * x3 + 0.1
-    else:                 # learns it
-        z = logit
-    return (1 / (1 + np.exp(-z))).astype(np.float64)
+def fraud_scores(z: dict, version: str) -> np.ndarray:
+    """Scores as each version's model would output them (float32, as served)."""
+    if version == "126":    # misses the web signal: lower AUC, still calibrated on average
+        logit = z["base"] + 0.35 * z["web"]
+    elif version == "127":  # learns it: the true probability, calibrated on every slice
+        logit = z["logit"]
+    else:  # 128: overconfident on web traffic, and flags the 50+ band from p = 0.4 on
+        p = 1 / (1 + np.exp(-z["logit"] * np.where(z["web"], 1.2, 1.0)))
+        true = 1 / (1 + np.exp(-z["logit"]))
+        return np.where(z["senior"] & (true >= 0.4) & (p < 0.5), 0.5, p).astype(np.float32)
+    return (1 / (1 + np.exp(-logit))).astype(np.float32)
 
 
 def record(model: str, version: str, **kw) -> dict:
@@ -109,8 +136,8 @@ def gpu(driver: str = "535.129.03", cuda: str = "12.2") -> dict:
 
 
 def main() -> None:
-    # ---- fraud: v126 (serving) and v127 (the seed's candidate) ----
-    cols, feat = fraud_eval()
+    # ---- fraud: v126 (serving), v127 (the seed's candidate), v128 (violates the policy) ----
+    cols, truth = fraud_eval()
     eval_snapshot = {"uri": "s3://lake/fraud/eval/dt=2024-01-25/", "immutable": True,
                      "version_id": "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY", "rows": len(cols["label"]),
                      "partitions": {"dt": "2024-01-25"}}
@@ -122,23 +149,34 @@ def main() -> None:
                     window=("2024-01-10", "2024-01-24"), lr=0.001, p99=74.0, p50=21.0,
                     driver="535.129.03", cuda="12.2", pk={"lightgbm": "4.3.0", "torch": "2.2.2",
                                                           "pandas": "2.2.2"}),
+        # Trained with a reweighted loss: still beats 126 on AUC, but overconfident on web
+        # traffic (which drags the US and GB slopes too) and flagging the 50+ age band more
+        # often (a precision gap across age bands): it fails the fraud policy.
+        "128": dict(created="2024-01-29T09:15:27Z", commit="0d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e",
+                    window=("2024-01-14", "2024-01-28"), lr=0.001, p99=83.0, p50=22.5,
+                    driver="535.129.03", cuda="12.2", pk={"lightgbm": "4.3.0", "torch": "2.2.2",
+                                                          "pandas": "2.2.2"}),
     }
+    parents = {"127": "126", "128": "127"}
+    train_rows = {"126": 45_870_113, "127": 48_113_902, "128": 48_730_544}
+    offline = {"126": (0.0745, 0.8931, 0.0760), "127": (0.0712, 0.9012, 0.0731),
+               "128": (0.0705, 0.9030, 0.0741)}
     for v, f in fraud.items():
-        score = fraud_scores(feat, v)
+        score = fraud_scores(truth, v)
         table = pa.table({**{k: cols[k] for k in cols}, "score": score})
-        preds = put(f"fraud/{v}/eval_predictions.parquet", parquet_bytes(table))
+        preds = put(f"fraud/{v}/eval_predictions.parquet", parquet_bytes(table, compact=True))
         art = put(f"fraud/{v}/model.txt", f"lightgbm booster fraud v{v}\n".encode() * 64)
         start, end = f["window"]
         rec = record(
             "fraud", v, created=f["created"], owner="risk-ml@example.com",
             description=f"Card-not-present fraud model, trained on {start}..{end}.",
-            **({"parent": "126"} if v == "127" else {}),
+            **({"parent": parents[v]} if v in parents else {}),
             artifacts=[{"name": "model", **art, "format": "lightgbm", "target": "server"}],
             code={"repository": "https://github.com/acme/fraud-training", "commit": f["commit"],
                   "branch": "main", "dirty": False, "entrypoint": "train.py"},
             features=[
                 {"name": "txn_amount_zscore_7d", "source": "feast://fraud/txn_stats",
-                 "version": "3" if v == "127" else "2", "sha256": sha(f"txn{v}".encode())},
+                 "version": "2" if v == "126" else "3", "sha256": sha(f"txn{v}".encode())},
                 {"name": "merchant_risk_30d", "source": "feast://fraud/merchant",
                  "version": "5", "sha256": sha(b"merchant5")},
                 {"name": "device_velocity_1h", "source": "feast://fraud/device",
@@ -147,8 +185,7 @@ def main() -> None:
             data=[
                 {"role": "train", "uri": f"s3://lake/fraud/txns/dt={start}..{end}/",
                  "immutable": True, "partitions": {"dt": f"{start}..{end}"},
-                 "version_id": sha(f"train{v}".encode())[:32], "rows": 48_113_902 if v == "127"
-                 else 45_870_113},
+                 "version_id": sha(f"train{v}".encode())[:32], "rows": train_rows[v]},
                 {"role": "validation", "uri": f"s3://lake/fraud/txns/dt={end}/holdout/",
                  "immutable": True, "etag": '"' + sha(f"val{v}".encode())[:32] + '"',
                  "size": 1_204_332_117, "rows": 2_400_000},
@@ -156,14 +193,12 @@ def main() -> None:
             ],
             hyperparameters={"learning_rate": f["lr"], "batch_size": 2048, "num_leaves": 255,
                              "n_estimators": 1200, "objective": "binary"},
-            seeds={"values": {"python": 127 if v == "127" else 126, "numpy": 127 if v == "127"
-                              else 126, "lightgbm": 42},
+            seeds={"values": {"python": int(v), "numpy": int(v), "lightgbm": 42},
                    "determinism": {"PYTHONHASHSEED": "0", "deterministic": True}},
             environment=env(pk=f["pk"]),
             hardware=gpu(f["driver"], f["cuda"]),
-            metrics={"training": {"logloss": 0.0712 if v == "127" else 0.0745},
-                     "validation": {"auc": 0.9012 if v == "127" else 0.8931,
-                                    "logloss": 0.0731 if v == "127" else 0.0760}},
+            metrics={"training": {"logloss": offline[v][0]},
+                     "validation": {"auc": offline[v][1], "logloss": offline[v][2]}},
             evaluation={"snapshot": eval_snapshot,
                         "predictions": {**preds, "format": "parquet", "id_column": "example_id",
                                         "label_column": "label", "score_column": "score"}},
