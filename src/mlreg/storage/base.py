@@ -289,8 +289,9 @@ class ArtifactStore(ABC):
     def hash_object(self, uri_or_key: str, *, progress: ProgressArg = None) -> FileDigest:
         """Stream the stored bytes and return their actual ``(sha256, size)`` (for verify)."""
         key = self.key_for(uri_or_key)
+        total = self.stat(key).size if progress is not False else None
         try:
-            return self._hash_key(key, progress=progress)
+            return self._hash_key(key, progress=progress, total=total)
         except SideError as e:
             raise e.original from None
 
@@ -313,11 +314,13 @@ class ArtifactStore(ABC):
             lambda: self._stat(key), uri=uri, action="stat", retryable=self._retryable,
         )
 
-    def _hash_key(self, key: str, *, progress: ProgressArg = False) -> FileDigest:
+    def _hash_key(
+        self, key: str, *, progress: ProgressArg = False, total: int | None = None,
+    ) -> FileDigest:
         uri = self.uri_for(key)
 
         def attempt() -> FileDigest:
-            reporter = make_progress(progress, f"hashing {key.rsplit('/', 1)[-1]}", None)
+            reporter = make_progress(progress, f"hashing {key.rsplit('/', 1)[-1]}", total)
             try:
                 with self._open_read(key) as src:
                     return copy_hashing(src, None, reporter, chunk_size=self.read_chunk)

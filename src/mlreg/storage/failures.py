@@ -132,25 +132,28 @@ def describe_error(exc: BaseException, uri: str = "") -> tuple[str, str, bool]:
             return "store", f"{shown}: {message}" if message else shown, True
         return "store", f"{code}: {message}" if message else code, False
 
-    for e in exception_chain(exc):
-        if bc is not None:
-            if isinstance(e, bc.NoCredentialsError):
-                return "store", "no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)", False
-            if isinstance(e, bc.ConnectTimeoutError):
-                return "store", f"timed out connecting to {e.kwargs.get('endpoint_url', 'the endpoint')}", True
-            if isinstance(e, bc.ReadTimeoutError):
-                return "store", f"timed out reading from {e.kwargs.get('endpoint_url', 'the endpoint')}", True
-            if isinstance(e, bc.EndpointConnectionError):
-                endpoint = e.kwargs.get("endpoint_url", "the endpoint")
-                refused = any(
-                    isinstance(x, ConnectionRefusedError) for x in exception_chain(e)
-                ) or "refused" in str(e.kwargs.get("error", "")).lower() or "connect call failed" in str(e.kwargs.get("error", "")).lower()
-                why = "connection refused" if refused else "cannot connect"
-                return "store", f"{why} ({endpoint})", True
-            if isinstance(e, bc.ConnectionClosedError | bc.HTTPClientError | bc.IncompleteReadError):
-                return "store", f"connection error: {_one_line(str(e))}", True
-            if isinstance(e, bc.PartialCredentialsError):
-                return "store", f"incomplete credentials: {_one_line(str(e))}", False
+    chain = exception_chain(exc)
+    # botocore's classes first, wherever they sit in the chain: they say the most.
+    for e in chain if bc is not None else []:
+        if isinstance(e, bc.NoCredentialsError):
+            return "store", "no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)", False
+        if isinstance(e, bc.PartialCredentialsError):
+            return "store", f"incomplete credentials: {_one_line(str(e))}", False
+        if isinstance(e, bc.ConnectTimeoutError):
+            return "store", f"timed out connecting to {e.kwargs.get('endpoint_url', 'the endpoint')}", True
+        if isinstance(e, bc.ReadTimeoutError):
+            return "store", f"timed out reading from {e.kwargs.get('endpoint_url', 'the endpoint')}", True
+        if isinstance(e, bc.EndpointConnectionError):
+            endpoint = e.kwargs.get("endpoint_url", "the endpoint")
+            detail = str(e.kwargs.get("error", "")).lower()
+            refused = (
+                any(isinstance(x, ConnectionRefusedError) for x in exception_chain(e))
+                or "refused" in detail or "connect call failed" in detail
+            )
+            return "store", f"{'connection refused' if refused else 'cannot connect'} ({endpoint})", True
+        if isinstance(e, bc.ConnectionClosedError | bc.HTTPClientError | bc.IncompleteReadError):
+            return "store", f"connection error: {_one_line(str(e))}", True
+    for e in chain:
         if isinstance(e, FileNotFoundError):
             return "not_found", "no such object", False
         if isinstance(e, PermissionError):
@@ -186,6 +189,7 @@ def translate_error(exc: BaseException, uri: str, action: str) -> MlregError:
     if isinstance(exc, MlregError):
         return exc
     kind, cause, transient = describe_error(exc, uri)
+    cause = _one_line(cause)
     if kind == "not_found":
         err: MlregError = NotFound(f"{uri}: {cause}")
     else:
