@@ -201,6 +201,7 @@ def main() -> int:
                 moto.stdin.close()
                 moto.wait(timeout=30)
 
+    print("(the store fsyncs what it writes and verifies digests; the naive peers do neither)")
     for ours, naive in (("local-put", "naive-local"), ("s3-put", "naive-s3")):
         if ours in results and naive in results:
             a, b = results[ours], results[naive]
