@@ -89,8 +89,8 @@ def main() -> None:
             t0 = time.perf_counter()
             model.predict_proba(row.reshape(1, -1))
             timings.append((time.perf_counter() - t0) * 1000)
-        run.log_latency(float(np.percentile(timings, 99)), "this test machine (CPU)",
-                        p50_ms=float(np.percentile(timings, 50)),
+        run.log_latency(float(np.percentile(timings, 50)), float(np.percentile(timings, 99)),
+                        "this test machine (CPU)",
                         load_profile="single-row predict_proba, 200 sequential calls")
     print(run.record["version"])
 

@@ -134,9 +134,12 @@ def apply_declarations(run: Run, decl: Mapping[str, Any], base_dir: str) -> None
         preds, snap = ev.pop("predictions"), ev.pop("snapshot")
         run.log_evaluation(_path(base_dir, preds, "evaluation.predictions"),
                            _path(base_dir, snap, "evaluation.snapshot"), **ev)
-    lat = _items(decl, "latency", dict)
+    lat = dict(_items(decl, "latency", dict))
     if lat:
-        run.log_latency(**lat)
+        if "p99_ms" not in lat or "hardware" not in lat:
+            raise InputError("latency: needs p99_ms and hardware")
+        run.log_latency(lat.pop("p50_ms", None), lat.pop("p99_ms"), lat.pop("hardware"),
+                        **lat)
     if decl.get("description"):
         run.description = str(decl["description"])
     if decl.get("tags"):

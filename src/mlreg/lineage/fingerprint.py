@@ -188,13 +188,15 @@ def probe_code(path: str, *, exclude: Iterable[str] = (), timeout: float = PROBE
     code["dirty"] = digest is not None
     if digest is not None:
         code["diff_sha256"] = digest
-    if entrypoint:
+    if entrypoint and os.path.isfile(entrypoint):
+        # A script is recorded relative to the repository; one outside it (a test runner,
+        # an installed console script) says nothing about the training code.
         full = os.path.realpath(entrypoint)
         real_top = os.path.realpath(top)
         if full.startswith(real_top + os.sep):
             code["entrypoint"] = os.path.relpath(full, real_top).replace(os.sep, "/")
-        else:
-            code["entrypoint"] = entrypoint
+    elif entrypoint:
+        code["entrypoint"] = entrypoint
     return code
 
 

@@ -149,10 +149,9 @@ class Run:
         self.task = task
 
         if entrypoint is None and mode == "api":
-            main = sys.modules.get("__main__")
-            entrypoint = getattr(main, "__file__", None)
-        code_dir = code_dir or (os.path.dirname(os.path.abspath(entrypoint))
-                                if entrypoint and os.path.exists(entrypoint) else os.getcwd())
+            entrypoint = _main_script()
+        code_dir = code_dir or (os.path.dirname(entrypoint) if entrypoint and mode == "api"
+                                else os.getcwd())
         self.code_dir = code_dir
         self._exclude = [os.path.join(self.root, "models")]
         if "://" not in store_uri:
@@ -373,7 +372,7 @@ class Run:
         if not any(d["uri"] == ident["uri"] and d["role"] == "eval" for d in self.data):
             self.data.append({"role": "eval", **ident})
 
-    def log_latency(self, p99_ms: float, hardware: str, *, p50_ms: float | None = None,
+    def log_latency(self, p50_ms: float | None, p99_ms: float, hardware: str,
                     load_profile: str | None = None) -> None:
         """Record serving latency measured on reference ``hardware`` under ``load_profile``."""
         self._check_open()
@@ -550,6 +549,19 @@ class Run:
         except Exception:  # noqa: BLE001
             raise InputError("no owner: pass owner=..., set it in models/<model>/model.yaml, "
                              "or configure git user.email") from None
+
+
+def _main_script() -> str | None:
+    """The ``__main__`` script when it is the user's own file (not python -c, a notebook, or an
+    installed console script such as pytest's)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not os.path.isfile(path):
+        return None
+    path = os.path.realpath(path)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        if path.startswith(os.path.realpath(prefix) + os.sep):
+            return None
+    return path
 
 
 def _definition_source(path: str) -> tuple[str, str | None]:
