@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from mlreg.errors import SchemaError
 from mlreg.records import KINDS, check_document, dump_record, load_document, violations
 from mlreg.yamlio import load_yaml_text
+from testkit import ROOT
 
 EXAMPLE = load_yaml_text((ROOT / "models/fraud/127.yaml").read_bytes(), "127.yaml").data
 

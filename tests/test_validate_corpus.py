@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tree_digest
+from testkit import tree_digest
 
 REC = "models/fraud/127.yaml"
 MANIFEST = "production.yaml"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git, tree_digest
+from testkit import git, tree_digest
 
 
 def test_deployed_table_and_json(example_registry: Path, run_cli) -> None:
@@ -34,9 +34,11 @@ def test_deployed_shows_canary_share(example_registry: Path, run_cli) -> None:
 def test_list_models_and_versions(example_registry: Path, run_cli) -> None:
     data = json.loads(run_cli("list", "--json", "-C", str(example_registry)).out)
     fraud = next(r for r in data if r["model"] == "fraud")
-    assert fraud["versions"] == 2 and fraud["latest"] == "127"
+    on_disk = sorted((p.stem for p in (example_registry / "models/fraud").glob("[0-9]*.yaml")),
+                     key=int)
+    assert fraud["versions"] == len(on_disk) and fraud["latest"] == on_disk[-1]
     rows = json.loads(run_cli("list", "fraud", "--json", "-C", str(example_registry)).out)
-    assert [r["version"] for r in rows] == ["126", "127"]
+    assert [r["version"] for r in rows] == on_disk
     assert rows[0]["serving"] == ["fraud-scoring"] and rows[1]["serving"] == []
     assert rows[1]["commit"].startswith("f3a9c")
     missing = run_cli("list", "nope", "-C", str(example_registry))
@@ -46,8 +48,12 @@ def test_list_models_and_versions(example_registry: Path, run_cli) -> None:
 def test_show_record_yaml_and_json_and_at_revision(example_registry: Path, run_cli) -> None:
     out = run_cli("show", "fraud@127", "-C", str(example_registry)).out
     assert "learning_rate: 0.001" in out and "batch_size: 2048" in out
-    data = json.loads(run_cli("show", "fraud@latest", "--json", "-C", str(example_registry)).out)
+    data = json.loads(run_cli("show", "fraud@127", "--json", "-C", str(example_registry)).out)
     assert data["version"] == "127" and data["code"]["commit"].startswith("f3a9c")
+    latest = json.loads(run_cli("show", "fraud@latest", "--json", "-C",
+                                str(example_registry)).out)
+    assert latest["version"] == max((p.stem for p in (example_registry / "models/fraud").glob(
+        "[0-9]*.yaml")), key=int)
     (example_registry / "models/fraud/127.yaml").unlink()
     assert run_cli("show", "fraud@127", "-C", str(example_registry)).code == 2
     at_head = run_cli("show", "fraud@127", "--rev", "HEAD", "-C", str(example_registry))
