@@ -622,25 +622,33 @@ def _lineage_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
 # -- the decision -------------------------------------------------------------------------------
 
 def _apply_blocking(out: GateOutcome, gate: Mapping[str, Any], ctx: _Ctx) -> None:
+    """Failing rows that do not block become ``info``; so does the gate when nothing of it
+    blocks (an informational gate, or a category a rollback does not gate on)."""
     rollback_blocking = set(ctx.policy.rollback["blocking"])
-    for row in out.rows:
+
+    def not_blocking(category: str) -> str | None:
         if gate.get("blocking") is False:
-            row.blocking = False
-            why = "the gate is informational (blocking: false)"
-        elif ctx.mode == "rollback" and row.category not in rollback_blocking \
+            return "the gate is informational (blocking: false)"
+        if ctx.mode == "rollback" and category not in rollback_blocking \
                 and out.id not in rollback_blocking:
-            row.blocking = False
-            why = (f"rollback: only {', '.join(sorted(rollback_blocking)) or 'nothing'} "
-                   "block a rollback")
-        else:
+            return (f"rollback: only {', '.join(sorted(rollback_blocking)) or 'nothing'} "
+                    "block a rollback")
+        return None
+
+    for row in out.rows:
+        why = not_blocking(row.category)
+        if why is None:
             continue
+        row.blocking = False
         if row.verdict == "fail":
             row.verdict = "info"
             row.reason = f"not blocking ({why}): {row.reason}"
-    out.blocking = any(r.blocking for r in out.rows) if out.rows else gate.get("blocking", True)
-    if out.verdict == "fail" and not any(r.verdict == "fail" for r in out.rows):
+    gate_why = not_blocking(out.category)
+    out.blocking = gate_why is None or any(r.blocking for r in out.rows)
+    if out.verdict == "fail" and not any(r.verdict == "fail" for r in out.rows) \
+            and not out.blocking:
         out.verdict = "info"
-        out.reason = f"not blocking: {out.reason}"
+        out.reason = f"not blocking ({gate_why}): {out.reason}"
 
 
 def _subject_ref(s: Subject) -> SubjectRef:
