@@ -37,11 +37,11 @@ def repo(tmp_path) -> str:
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory) -> str:
     """Seeded synthetic snapshots in date partitions: train, validation and eval CSV files."""
-    from sklearn.datasets import make_classification
-
     root = str(tmp_path_factory.mktemp("lake") / "fraud")
-    x, y = make_classification(n_samples=3000, n_features=8, n_informative=5,
-                               weights=[0.8], random_state=7)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3000, 8))
+    logit = x @ np.array([1.2, -0.8, 0.6, 0.0, 0.4, -0.3, 0.0, 0.9]) - 1.5
+    y = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(int)
     country = np.random.default_rng(7).choice(["US", "GB", "DE"], size=len(y))
     parts = {("dt=2024-01-10", "train.csv"): slice(0, 2000),
              ("dt=2024-01-10", "validation.csv"): slice(2000, 2500),

@@ -131,11 +131,21 @@ class Run:
         self.root = os.path.abspath(registry)
         with Registry.open(self.root) as reg:
             self.settings = reg.settings()
-            self._deployments = {s: d for s, d in reg.deployments().items() if d.model == model}
+            # Deployments and model.yaml only supply defaults (parent, owner): a broken one
+            # must not stop a training job from being captured; `mlreg validate` reports it.
+            try:
+                self._deployments = {s: d for s, d in reg.deployments().items()
+                                     if d.model == model}
+            except InputError:
+                self._deployments = {}
+            model_yaml = f"models/{model}/model.yaml" in reg.files()
             model_info = None
-            if f"models/{model}/model.yaml" in reg.files():
-                model_info = reg.model_info(model)
-        self._has_model_yaml = model_info is not None
+            if model_yaml:
+                try:
+                    model_info = reg.model_info(model)
+                except InputError:
+                    model_info = None
+        self._has_model_yaml = model_yaml
         self.main_branch = str(self.settings.get("main_branch") or "main")
         self._requested = check_version(version) if version is not None else None
         self.plan = plan_version(self.root, model, requested=self._requested,
