@@ -90,3 +90,51 @@ def verified(*records_and_roles: tuple[str, dict]) -> Verification:
             files.append(FileCheck(role, name, e["uri"], e["sha256"], e.get("size"),
                                    e["sha256"], e.get("size")))
     return Verification(tuple(files))
+
+
+def rewrite_predictions(reg_dir, version: str, frame) -> None:  # noqa: ANN001
+    """Replace a fraud version's predictions file and fix its record's sha256 and size, as a
+    new capture would (tests only: real records are immutable)."""
+    import hashlib
+    import io
+
+    from mlreg.yamlio import dump_yaml
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    data = buf.getvalue()
+    rec_path = reg_dir / f"models/fraud/{version}.yaml"
+    rec = yaml.safe_load(rec_path.read_text())
+    preds = rec["evaluation"]["predictions"]
+    (reg_dir / preds["uri"]).write_bytes(data)
+    preds.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    rec_path.write_text(dump_yaml(rec))
+
+
+def small_registry(dest, rows: int = 20_000):  # noqa: ANN001, ANN201
+    """A copy of the example registry whose fraud predictions keep their first ``rows`` rows
+    (fast to gate), with the calibration and parity bars widened to what that size supports
+    (on 20k rows a calibrated model's slope and precision gap are too noisy for 0.02)."""
+    import pandas as pd
+
+    from testkit import copy_example
+
+    reg_dir = copy_example(dest)
+    for v in ("126", "127", "128"):
+        frame = pd.read_parquet(reg_dir / f"examples/store/fraud/{v}/eval_predictions.parquet")
+        rewrite_predictions(reg_dir, v, frame.head(rows))
+    (reg_dir / "policies/fraud.yaml").write_text("""\
+schema: mlreg/policy/v1
+gates:
+  - id: calibration
+    metric: calibration_slope
+    slices: {top: 5}
+    target: {value: 1.0, tolerance: 0.1}
+  - id: precision-parity
+    metric: precision
+    slices: overall
+    max_group_gap: 0.06
+    groups: [age_band]
+  - {id: latency, type: latency, max_p99_ms: 100, hardware: c6i.2xlarge}
+""")
+    return reg_dir
