@@ -84,7 +84,13 @@ def render_terminal(result: Any, *, max_passing: int = 25, width: int = 100) -> 
         metric = f" {g['metric']}" if g.get("metric") else ""
         out.append(f"[{_MARK[g['verdict']]}] {_t(g['id'], 60)}:{_t(metric, 40)} {_t(g['rule'], 80)}"
                    + (f" on {_t(g['slices'], 80)}" if g.get("slices") else ""))
-        if g["type"] == "metric":
+        if g["type"] == "metric" and rows and all(r["kind"] == "group" for r in rows):
+            out.append(table(
+                ["", "slice", "n", "gap", "bar", "reason"],
+                [[_MARK[r["verdict"]], _t(r["item"], 40), r.get("n"),
+                  _n(r.get("observed")) + _ci(r.get("observed_interval")), _bar(r),
+                  _t(r["reason"], 110)] for r in shown]))
+        elif g["type"] == "metric":
             out.append(table(
                 ["", "slice", "n", "candidate", "baseline", "delta", "bar", "reason"],
                 [[_MARK[r["verdict"]], _t(r["item"], 40), r.get("n"),
