@@ -230,3 +230,29 @@ def test_an_unreachable_store_raises_a_dependency_error(reg_dir: Path,
     path.write_text(dump_yaml(rec))
     with pytest.raises(StoreError):
         run(reg_dir)
+
+
+def test_a_one_class_slice_fails_any_gate_on_it_with_the_reason(reg_dir: Path) -> None:
+    for v in ("126", "127"):
+        frame = pd.read_parquet(reg_dir / f"examples/store/fraud/{v}/eval_predictions.parquet")
+        frame.loc[frame["country"] == "FR", "label"] = 0
+        rewrite_predictions(reg_dir, v, frame)
+    (reg_dir / "policies/fraud.yaml").write_text(
+        "schema: mlreg/policy/v1\nextends: none\ngates:\n"
+        "  - {id: floor, metric: auc, slices: {column: country}, min: 0.5}\n")
+    r = run(reg_dir)
+    assert r.verdict == "fail"
+    assert list(failing(r)) == ["floor:country=FR"]
+    assert "only one class in slice (no positives)" in failing(r)["floor:country=FR"]
+
+
+def test_a_candidate_compared_with_itself_has_every_delta_exactly_zero(reg_dir: Path) -> None:
+    (reg_dir / "policies/fraud.yaml").write_text(
+        "schema: mlreg/policy/v1\nextends: none\ngates:\n"
+        "  - {id: same, metric: auc, slices: all, change: {max_absolute: 0}}\n"
+        "  - {id: same-slope, metric: calibration_slope, slices: all,"
+        " change: {min_absolute: 0}}\n")
+    r = run(reg_dir, Promotion("fraud", "127", from_version="127"))
+    assert r.verdict == "pass", failing(r)
+    assert all(row.delta == 0.0 for g in r.gates for row in g.rows)
+    assert len(r.gates[0].rows) == 28  # overall, 6 countries, 3 devices, 18 crosses
