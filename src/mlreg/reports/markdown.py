@@ -166,7 +166,7 @@ def render_markdown(result: Any, *, budget: int = BUDGET, details_url: str | Non
         f"| baseline | {base_txt} |",
         f"| policy | sha256 `{policy.get('sha256', '')[:12]}` · {srcs} |",
         f"| evaluation | {_n(ev.get('rows'))} rows · {_n(ev.get('slices'))} slices · "
-        f"{_n(ev.get('confidence'), 2)} intervals · {_e(ev.get('snapshot') or '–', 200)} |",
+        f"{float(ev.get('confidence') or 0.95):.0%} intervals · {_e(ev.get('snapshot') or '–', 200)} |",
         "",
     ]
     for note in doc.get("notes") or []:

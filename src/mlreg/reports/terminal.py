@@ -67,7 +67,7 @@ def render_terminal(result: Any, *, max_passing: int = 25, width: int = 100) -> 
     out.append(f"  policy:   sha256 {pol.get('sha256', '')[:16]} ({srcs or 'no files'})")
     ev = doc.get("evaluation") or {}
     out.append(f"  data:     {_n(ev.get('rows'))} rows, {_n(ev.get('slices'))} slices, "
-               f"{_n(ev.get('confidence'), 2)} intervals")
+               f"{float(ev.get('confidence') or 0.95):.0%} intervals")
     for note in doc.get("notes") or []:
         out.append(f"  note:     {_t(note, 300)}")
     gates = sorted(doc.get("gates") or [], key=lambda g: _GATE_ORDER.get(g["verdict"], 9))
