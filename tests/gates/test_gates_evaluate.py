@@ -578,3 +578,14 @@ def test_evaluate_is_pure(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_mode_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         evaluate(policy(AUC_UPLIFT), subject(), None, None, mode="yolo")
+
+
+def test_top_n_competes_only_among_the_models_slice_columns() -> None:
+    sizes = {"overall": 1000, "country=US": 500, "country=GB": 300, "age_band=30-49": 900}
+    values = {("auc", k): 0.8 for k in sizes}
+    gate = {"id": "g", "metric": "auc", "slices": {"top": 2}, "min": 0.5}
+    r = decide(policy(gate), evidence(values, sizes=sizes),
+               model_info={"slice_columns": ["country"]})
+    assert [x.item for x in rows(r)] == ["country=US", "country=GB"]
+    r = decide(policy(gate), evidence(values, sizes=sizes), model_info={})
+    assert [x.item for x in rows(r)] == ["age_band=30-49", "country=US"]

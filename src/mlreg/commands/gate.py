@@ -144,8 +144,8 @@ def resolve_promotion(reg: Any, candidate: str, baseline: str | None, service: s
                          f"{candidate!r}")
     dep = None
     if service is not None:
-        if mode != "bootstrap":  # a service switching models compares with the old model
-            dep = reg.deployment(service)
+        if mode != "bootstrap" or service in reg.deployments():
+            dep = reg.deployment(service)  # NotFound unless a first deployment
     elif baseline is None and mode != "bootstrap":
         serving = [d for d in reg.deployments().values() if d.model == cand.model]
         if len(serving) == 1:

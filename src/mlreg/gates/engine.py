@@ -147,7 +147,8 @@ def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str 
         if name not in known:
             continue  # the decision reports the unknown metric
         rule = rule_of(gate)
-        keys, _, _ = select_slices(gate.get("slices", "overall"), sized, ev)
+        keys, _, _ = select_slices(gate.get("slices", "overall"), sized, ev,
+                                   model_info.get("slice_columns"))
         for key in keys:
             rows = rows_of.get(key)
             if rows is None:

@@ -124,9 +124,13 @@ def _by_traffic(slices: list[SliceStats], evaluation: Mapping[str, Any]) -> list
     return sorted(slices, key=lambda s: (-_traffic(s, evaluation), s.key))
 
 
-def select_slices(spec: Any, evidence: Evidence, evaluation: Mapping[str, Any]
-                  ) -> tuple[list[str], bool, str]:
-    """(slice keys, explicit?, what was looked for). Explicit keys may be absent from the data."""
+def select_slices(spec: Any, evidence: Evidence, evaluation: Mapping[str, Any],
+                  slice_columns: list[str] | None = None) -> tuple[list[str], bool, str]:
+    """(slice keys, explicit?, what was looked for). Explicit keys may be absent from the data.
+
+    ``slice_columns`` (the model's) bound the pool of ``top`` without a column: slices of other
+    columns computed for other gates do not compete for the top N.
+    """
     all_slices = list(evidence.slices.values())
     singles = [s for s in all_slices if len(s.columns) == 1]
     if spec is None or spec == OVERALL:
@@ -138,7 +142,10 @@ def select_slices(spec: Any, evidence: Evidence, evaluation: Mapping[str, Any]
     if spec == "top":
         spec = {"top": evaluation["top_n"]}
     if "top" in spec:
-        pool = [s for s in singles if spec.get("column") in (None, s.columns[0])]
+        if spec.get("column"):
+            pool = [s for s in singles if s.columns[0] == spec["column"]]
+        else:
+            pool = [s for s in singles if not slice_columns or s.columns[0] in slice_columns]
         what = f"slices of column {spec['column']!r}" if spec.get("column") else \
             "slices of the model's slice columns"
         return [s.key for s in _by_traffic(pool, evaluation)[: spec["top"]]], False, what
@@ -246,7 +253,8 @@ def _metric_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
         out.rows.append(Row(item="(all slices)", kind="slice", verdict="fail",
                             reason=f"no metrics: {why}"))
         return _finish(out, f"no metrics: {why}")
-    keys, explicit, what = select_slices(gate.get("slices", OVERALL), evidence, ev)
+    keys, explicit, what = select_slices(gate.get("slices", OVERALL), evidence, ev,
+                                         ctx.model_info.get("slice_columns"))
     if rule == "change" and ctx.mode == "bootstrap":
         # Shown, not judged: which slices the rule would apply to, with the candidate's values.
         for key in keys:
