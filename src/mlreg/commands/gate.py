@@ -214,6 +214,7 @@ def gate_cmd(candidate: str, baseline: str | None, service: str | None, mode: st
     mlreg gate --candidate fraud@127 --service fraud-scoring --markdown report.md
     mlreg gate --candidate fraud@128 --baseline fraud@127 --json result.json
     """
+    from mlreg.gates.result import validate_result
     from mlreg.gates.run import gate_promotion
     from mlreg.reports.markdown import render_markdown
     from mlreg.reports.terminal import render_terminal
@@ -224,6 +225,7 @@ def gate_cmd(candidate: str, baseline: str | None, service: str | None, mode: st
         promotion = resolve_promotion(reg, candidate, baseline, service, mode, canary)
         result = gate_promotion(reg, reg, promotion)
     doc = result.to_json_dict()
+    validate_result(doc)  # what CI uploads is re-read as untrusted data: never write a bad one
     stdout_taken = "-" in (json_path, markdown_path)
     if json_path:
         _write(json_path, to_json(doc))
