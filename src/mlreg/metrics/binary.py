@@ -342,8 +342,20 @@ def _loglik(theta, x, y, w) -> float:
     return float(np.sum(w * (y * eta - np.logaddexp(0.0, eta))))
 
 
-SEPARABLE = "calibration fit did not converge (the score separates the classes)"
+SEPARABLE = "calibration fit undefined: the score separates the classes (no finite maximum)"
 CONSTANT = "calibration fit undefined: the score is constant in the slice"
+NOT_CONVERGED = "calibration fit did not converge"
+
+
+def separated(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> bool:
+    """True when (quasi-)complete separation leaves the logistic fit without a finite maximum:
+    every positive's logit is >= every negative's, or <= (rows with zero weight ignored)."""
+    keep = w > 0
+    pos = x[keep & (y == 1)]
+    neg = x[keep & (y == 0)]
+    if pos.size == 0 or neg.size == 0:
+        return False
+    return bool(neg.max() <= pos.min() or pos.max() <= neg.min())
 
 
 def fit_calibration(y, score, weight=None, *, start: tuple[float, float] = (0.0, 1.0),
@@ -368,6 +380,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
     xs = x[wv > 0]
     if xs.min() == xs.max():
         return CalibrationFit(math.nan, math.nan, None, False, 0, CONSTANT, None, n)
+    if separated(x, y, wv):
+        return CalibrationFit(math.nan, math.nan, None, False, 0, SEPARABLE, None, n)
     yf = y.astype(np.float64)
     theta = np.array(start, dtype=np.float64)
     ll = _loglik(theta, x, yf, wv)
@@ -391,18 +405,23 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
             if ll_new >= ll - 1e-12 * max(1.0, abs(ll)) or t < 1e-10:
                 break
             t *= 0.5
+        if t < 1e-10:  # no ascent direction left: numerical trouble, not convergence
+            break
         theta = cand
         ll = ll_new
-        if np.max(np.abs(t * step)) <= tol * (1.0 + np.max(np.abs(theta))):
+        if t == 1.0 and np.max(np.abs(step)) <= tol * (1.0 + np.max(np.abs(theta))):
             converged = True
             break
         if np.max(np.abs(theta)) > 1e8:
             break
     if not converged:
-        return CalibrationFit(math.nan, math.nan, None, False, it, SEPARABLE, None, n)
+        return CalibrationFit(math.nan, math.nan, None, False, it, NOT_CONVERGED, None, n)
     mu = _expit(theta[0] + theta[1] * x)
     v = wv * mu * (1.0 - mu)
     h = np.array([[v.sum(), (v * x).sum()], [(v * x).sum(), (v * x * x).sum()]])
+    det = h[0, 0] * h[1, 1] - h[0, 1] ** 2
+    if not (math.isfinite(det) and det > 0):
+        return CalibrationFit(math.nan, math.nan, None, False, it, NOT_CONVERGED, None, n)
     cov = np.linalg.inv(h)
     resid = yf - mu
     total = float(wv.sum())

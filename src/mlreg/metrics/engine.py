@@ -439,22 +439,29 @@ class Engine:
         K = st.K
         reasons = self._class_reasons(st)
         # slices whose logits are constant (over rows with weight) have no slope
-        xlo = np.full(K, np.inf)
-        xhi = np.full(K, -np.inf)
+        # ... and (quasi-)separated slices have no finite maximum: range of x by class
+        rng_ = np.empty((K, 4))  # min over positives, max over positives, min neg, max neg
+        rng_[:, 0::2] = np.inf
+        rng_[:, 1::2] = -np.inf
         for pc in pieces:
             x = X[pc.a:pc.b]
-            if Wc is not None:
-                pos = Wc[pc.a:pc.b] > 0
-                lo = np.where(pos, x, np.inf)
-                hi = np.where(pos, x, -np.inf)
-            else:
-                lo = hi = x
+            yb = Y8[pc.a:pc.b].view(np.bool_)
+            keep = Wc[pc.a:pc.b] > 0 if Wc is not None else True
             sl = slice(pc.k0, pc.k1)
-            xlo[sl] = np.minimum(xlo[sl], np.minimum.reduceat(lo, pc.ls))
-            xhi[sl] = np.maximum(xhi[sl], np.maximum.reduceat(hi, pc.ls))
+            for j, member in ((0, yb & keep), (2, ~yb & keep)):
+                lo = np.where(member, x, np.inf)
+                hi = np.where(member, x, -np.inf)
+                rng_[sl, j] = np.minimum(rng_[sl, j], np.minimum.reduceat(lo, pc.ls))
+                rng_[sl, j + 1] = np.maximum(rng_[sl, j + 1], np.maximum.reduceat(hi, pc.ls))
         for k in range(K):
-            if reasons[k] is None and not (xlo[k] < xhi[k]):
+            if reasons[k] is not None:
+                continue
+            lo_all = min(rng_[k, 0], rng_[k, 2])
+            hi_all = max(rng_[k, 1], rng_[k, 3])
+            if not lo_all < hi_all:
                 reasons[k] = B.CONSTANT
+            elif rng_[k, 3] <= rng_[k, 0] or rng_[k, 1] <= rng_[k, 2]:
+                reasons[k] = B.SEPARABLE
         defined = np.array([r is None for r in reasons])
         theta = np.zeros((K, 2))
         theta[:, 1] = 1.0
@@ -519,7 +526,7 @@ class Engine:
                 converged[k] = True
         for k in range(K):
             if defined[k] and not converged[k]:
-                reasons[k] = B.SEPARABLE
+                reasons[k] = B.NOT_CONVERGED
         good = np.array([r is None for r in reasons])
         return {"theta": theta, "cinv": cinv, "good": good, "reasons": reasons,
                 "Hf": np.zeros((K, 3)), "dphi": np.zeros((K, 2))}
@@ -880,23 +887,13 @@ class Engine:
                 cells[:, 2] += NN[le] - NN[cut]  # fp
                 cells[:, 0] += NN[cut] - NN[ls]  # tn
             if paired:
-                pb = ((q >> np.uint64(_PRED_SHIFT + ti)) & np.uint64(1)).astype(np.float64)
-                wgt = w2 if weighted else 1.0
-                a_py = np.zeros(pc.m + 1)
-                np.cumsum(pb * yf * wgt, out=a_py[1:])
-                a_p = np.zeros(pc.m + 1)
-                np.cumsum(pb * wgt, out=a_p[1:])
-                a_pn = a_p - a_py
-                c8 = acc["cells8"][sl, ti]  # cell = predA*4 + predB*2 + y, sums of w^2
-                for pa_, lo_, hi_ in ((0, ls, cut), (1, cut, le)):
-                    py = a_py[hi_] - a_py[lo_]
-                    pn = a_pn[hi_] - a_pn[lo_]
-                    ty = P2[hi_] - P2[lo_]
-                    tn = N2[hi_] - N2[lo_]
-                    c8[:, pa_ * 4 + 3] += py
-                    c8[:, pa_ * 4 + 2] += pn
-                    c8[:, pa_ * 4 + 1] += ty - py
-                    c8[:, pa_ * 4 + 0] += tn - pn
+                # joint cells (predA, predB, y) by bincount: exact zeros for empty cells
+                pb = ((q >> np.uint64(_PRED_SHIFT + ti)) & np.uint64(1)).astype(np.int64)
+                key = (p >= t).astype(np.int64) * 4 + pb * 2 + yf.astype(np.int64)
+                if pc.G > 1:
+                    key += np.repeat(np.arange(pc.G) * 8, pc.sizes)
+                c8 = np.bincount(key, w2, minlength=8 * pc.G).reshape(pc.G, 8)
+                acc["cells8"][sl, ti] += c8
 
     def _calibration_piece(self, cal, st, pc, x, yf, w, w2, mine, brow, bcols) -> None:
         """Fisher information at the fitted parameters and the fit's influence values."""

@@ -1,0 +1,168 @@
+"""The vectorised engine reproduces the reference single-slice metrics, intervals and deltas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlreg.metrics import binary as B
+from mlreg.metrics.engine import Engine, EngineSettings, sort_permutation
+from mlreg.metrics.intervals import row_buckets
+from mlreg.metrics.slicing import Slicing, overall_slicing
+
+REPS, NB = 40, 64
+THS = (0.5, 0.3)
+METRICS = {
+    "auc": lambda y, s, w, **k: B.roc_auc(y, s, w),
+    "pr_auc": lambda y, s, w, **k: B.pr_auc(y, s, w),
+    "log_loss": lambda y, s, w, **k: B.log_loss(y, s, w),
+    "brier": lambda y, s, w, **k: B.brier(y, s, w),
+    "mean_score": lambda y, s, w, **k: B.mean_score(y, s, w),
+    "calibration_slope": lambda y, s, w, **k: B.calibration_slope(y, s, w),
+    "calibration_intercept": lambda y, s, w, **k: B.calibration_intercept(y, s, w),
+    "ece": lambda y, s, w, buckets: B.expected_calibration_error(
+        y, s, w, buckets=buckets, replicates=REPS, n_buckets=NB),
+    "precision@0.5": lambda y, s, w, **k: B.precision(y, s, w, threshold=0.5),
+    "recall@0.3": lambda y, s, w, **k: B.recall(y, s, w, threshold=0.3),
+    "tpr@0.5": lambda y, s, w, **k: B.tpr(y, s, w, threshold=0.5),
+    "fpr@0.3": lambda y, s, w, **k: B.fpr(y, s, w, threshold=0.3),
+    "f1@0.5": lambda y, s, w, **k: B.f1(y, s, w, threshold=0.5),
+    "base_rate": lambda y, s, w, **k: B.base_rate(y, s, w),
+}
+DELTAS = ["auc", "pr_auc", "log_loss", "brier", "mean_score", "calibration_slope",
+          "calibration_intercept", "ece", "precision", "recall", "fpr", "f1"]
+
+
+def _close(a: float, b: float, tol: float = 1e-8) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def _data(n, k, weighted, ties, ctr, seed):
+    rng = np.random.default_rng(seed)
+    sa = rng.beta(1, 40, n) if ctr else rng.random(n)
+    if ties:
+        sa = np.round(sa, 2)
+    sb = np.clip(sa + rng.normal(0, 0.1, n), 0, 1)
+    if ties:
+        sb = np.round(sb, 2)
+    y = (rng.random(n) < np.clip(sa * (3 if ctr else 1), 0, 1)).astype(np.int8)
+    w = rng.exponential(1, n) if weighted else None
+    codes = rng.integers(0, k, n).astype(np.uint8)
+    y[codes == k - 1] = 0  # one slice holds negatives only
+    return y, sa, sb, w, codes
+
+
+@pytest.mark.parametrize("n,k,weighted,ties,ctr,piece", [
+    (1500, 4, False, False, False, 1 << 16),
+    (1500, 4, True, True, False, 1 << 16),
+    (3000, 3, False, True, False, 200),   # large slices split into pieces (carried sums)
+    (3000, 3, True, False, True, 150),
+    (2000, 1, False, False, True, 300),   # overall slicing, split
+    (2000, 1, True, True, False, 1 << 16),
+])
+def test_engine_matches_reference(n, k, weighted, ties, ctr, piece):
+    y, sa, sb, w, codes = _data(n, k, weighted, ties, ctr, seed=n + k)
+    if k == 1:
+        sl = overall_slicing(n)
+    else:
+        sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(k)],
+                     np.bincount(codes, minlength=k))
+    buckets = row_buckets([y, sa, sb], 0, NB)
+    settings = EngineSettings(thresholds=THS, piece_rows=piece, replicates=REPS, n_buckets=NB)
+    out = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run(sl)
+    bad = []
+    for j in range(k):
+        m = codes == j if k > 1 else np.ones(n, dtype=bool)
+        yy, ww, bk = y[m], (None if w is None else w[m]), buckets[m]
+        for model, s in (("cand", sa[m]), ("base", sb[m])):
+            cols = out.models[model].columns
+            for name, fn in METRICS.items():
+                ref = fn(yy, s, ww, buckets=bk)
+                col = cols[name]
+                for attr in ("value", "lo", "hi"):
+                    if not _close(getattr(col, attr)[j], getattr(ref, attr)):
+                        bad.append((j, model, name, attr, getattr(col, attr)[j],
+                                    getattr(ref, attr)))
+                assert (ref.reason or None) == col.reason[j], (name, j)
+            rel = B.reliability_curve(yy, s, ww)
+            assert np.allclose(out.models[model].reliability["weight"][j],
+                               [b.weight for b in rel])
+        for name in DELTAS:
+            for t in (THS if name in ("precision", "recall", "fpr", "f1") else (None,)):
+                key = name if t is None else f"{name}@{t}"
+                ref = B.paired_delta(name, yy, sa[m], sb[m], ww, threshold=t or 0.5,
+                                     buckets=bk, replicates=REPS, n_buckets=NB)
+                dc = out.models["cand"].deltas[key]
+                for attr in ("value", "lo", "hi"):
+                    if not _close(getattr(dc, attr)[j], getattr(ref, attr)):
+                        bad.append((j, "delta", key, attr, getattr(dc, attr)[j],
+                                    getattr(ref, attr)))
+    assert not bad, bad[:10]
+
+
+def test_one_class_slice_reports_reason():
+    y, sa, sb, w, codes = _data(1200, 3, False, False, False, seed=1)
+    sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
+    out = Engine(y, w, {"m": sa}, None, EngineSettings(thresholds=(0.5,))).run(sl)
+    auc = out.models["m"].columns["auc"]
+    assert math.isnan(auc.value[2]) and auc.reason[2] == B.NO_POS
+    assert math.isfinite(auc.value[0]) and auc.reason[0] is None
+    assert out.models["m"].columns["calibration_slope"].reason[2] == B.NO_POS
+
+
+def test_separable_slice_falls_back_cleanly():
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0], dtype=np.int8)
+    s = np.array([.1, .2, .3, .7, .8, .9, .4, .35, .6, .65, .2, .3])
+    codes = np.array([0] * 6 + [1] * 6, dtype=np.uint8)
+    sl = Slicing("column", ("c",), codes, [(("c", 0),), (("c", 1),)], np.array([6, 6]))
+    out = Engine(y, None, {"m": s}, None, EngineSettings(thresholds=())).run(sl)
+    col = out.models["m"].columns["calibration_slope"]
+    assert col.reason[0] == B.SEPARABLE and math.isnan(col.value[0])
+    ref = B.calibration_slope(y[6:], s[6:])
+    assert col.value[1] == pytest.approx(ref.value, rel=1e-8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 5000])
+def test_sort_permutation_is_an_exact_stable_argsort(n):
+    rng = np.random.default_rng(n)
+    s = rng.random(n)
+    s[: n // 3] = np.round(s[: n // 3], 1)  # heavy ties
+    if n > 10:
+        s[5] = s[6] + 1e-13  # collide in the truncated bits
+        s[7] = 0.0
+        s[8] = -0.0
+        s[9] = 1.0
+    perm = sort_permutation(s)
+    assert np.array_equal(perm, np.argsort(s, kind="stable")) or np.array_equal(
+        s[perm], np.sort(s))
+    ss = s[perm]
+    assert np.all(ss[1:] >= ss[:-1])
+    # ties keep row order
+    same = ss[1:] == ss[:-1]
+    assert np.all(perm[1:][same] > perm[:-1][same])
+
+
+def test_sort_permutation_repairs_collisions():
+    base = 0.25
+    s = np.array([base + 3e-17 * i for i in range(50)][::-1] + [base], dtype=np.float64)
+    s = np.nextafter(np.full(40, base), 1.0)
+    s = np.concatenate([s, [base], np.nextafter(s, 1.0)])[::-1].copy()
+    perm = sort_permutation(np.tile(s, 10))
+    ss = np.tile(s, 10)[perm]
+    assert np.all(ss[1:] >= ss[:-1])
+
+
+def test_candidate_equal_to_baseline_has_zero_deltas():
+    y, sa, _, w, codes = _data(2000, 3, True, True, False, seed=3)
+    sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
+    buckets = row_buckets([y, sa], 0, NB)
+    settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, piece_rows=300)
+    out = Engine(y, w, {"cand": sa, "base": sa.copy()}, "base", settings, buckets).run(sl)
+    for key, dc in out.models["cand"].deltas.items():
+        ok = np.isfinite(dc.value)
+        assert np.all(dc.value[ok] == 0.0), key
+        assert np.all(dc.lo[ok] == 0.0) and np.all(dc.hi[ok] == 0.0), key
