@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlreg.gates.evaluate import metric_id, select_slices
-from mlreg.gates.inputs import Estimate, Evidence, GroupStats, SliceStats, parse_slice_key
+from mlreg.gates.inputs import (
+    Estimate,
+    Evidence,
+    GroupStats,
+    SliceStats,
+    parse_slice_key,
+    slice_key,
+)
 from mlreg.gates.policy import Policy, rule_of
 
 __all__ = ["compute_evidence", "evaluate_table", "known_metrics", "Plan", "DEFAULT_METRICS"]
@@ -90,6 +97,70 @@ def _render(value: Any) -> str:
     return render_value(value)
 
 
+class _Data:
+    """Label, weight and settings shared by every metric call on one table."""
+
+    def __init__(self, table: Any, label: str, weight: str | None, confidence: float,
+                 seed: int, replicates: int) -> None:
+        import numpy as np
+
+        self.table = table
+        self.y = table[label].to_numpy()
+        self.w = table[weight].to_numpy(dtype=np.float64) if weight else None
+        self.conf, self.seed, self.reps = confidence, seed, replicates
+
+    def scores(self, column: str) -> Any:
+        import numpy as np
+
+        return self.table[column].to_numpy(dtype=np.float64)
+
+    def _w(self, rows: Any) -> Any:
+        return self.w[rows] if self.w is not None else None
+
+    def metric(self, name: str, thr: float | None, rows: Any, scores: Any) -> Any:
+        """The engine's MetricValue of ``name`` on ``rows``."""
+        from mlreg.metrics import binary
+
+        kw: dict[str, Any] = {} if name == "count" else {"confidence": self.conf}
+        if name in _THRESHOLDED:
+            kw["threshold"] = thr
+        if name == "ece":
+            kw.update(replicates=self.reps, seed=self.seed)
+        return getattr(binary, _REFERENCE[name])(self.y[rows], scores[rows], self._w(rows), **kw)
+
+    def delta(self, name: str, thr: float | None, rows: Any, a: Any, b: Any) -> Any:
+        """The engine's PairedDelta ``a - b`` on the same rows."""
+        from mlreg.metrics import binary
+
+        kw: dict[str, Any] = {"confidence": self.conf, "seed": self.seed,
+                              "replicates": self.reps}
+        if thr is not None:
+            kw["threshold"] = thr
+        return binary.paired_delta(name, self.y[rows], a[rows], b[rows], self._w(rows), **kw)
+
+    def slices(self, columns: list[str], crosses: list[tuple[str, ...]]
+               ) -> list[tuple[str, tuple[str, ...], Any]]:
+        """(key, columns, rows) of the overall slice, every value of each column and cross."""
+        import numpy as np
+
+        out: list[tuple[str, tuple[str, ...], Any]] = [("overall", (), np.arange(len(self.y)))]
+        for cols in [(c,) for c in columns] + [tuple(c) for c in crosses]:
+            grouped = self.table.groupby(list(cols), sort=True, dropna=False).indices
+            for values, rows in grouped.items():
+                values = values if isinstance(values, tuple) else (values,)
+                key = slice_key([(c, _render(v)) for c, v in zip(cols, values, strict=True)])
+                out.append((key, cols, np.asarray(rows)))
+        return out
+
+    def groups(self, column: str, rows: Any) -> list[tuple[str, Any]]:
+        """(group value, rows) of ``column`` inside ``rows``."""
+        import numpy as np
+
+        sub = self.table[column].iloc[rows]
+        return [(_render(g), rows[np.asarray(grows)])
+                for g, grows in sub.groupby(sub, sort=True, dropna=False).indices.items()]
+
+
 def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str | None,
                      weight: str | None, policy: Policy, model_info: Mapping[str, Any],
                      baseline_problem: str | None = None) -> Evidence:
@@ -98,42 +169,21 @@ def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str 
     weight, and the slice and group columns)."""
     import numpy as np
 
-    from mlreg.metrics import binary
-
     ev = policy.evaluation
-    conf, seed, reps = float(ev["confidence"]), int(ev["seed"]), int(ev["bootstrap_replicates"])
+    data = _Data(table, label, weight, float(ev["confidence"]), int(ev["seed"]),
+                 int(ev["bootstrap_replicates"]))
     plan = Plan(policy, model_info, set(map(str, table.columns)))
-    y_all = table[label].to_numpy()
-    s_all = table[score].to_numpy(dtype=np.float64)
-    b_all = table[baseline_score].to_numpy(dtype=np.float64) if baseline_score else None
-    w_all = table[weight].to_numpy(dtype=np.float64) if weight else None
-
-    rows_of: dict[str, np.ndarray] = {"overall": np.arange(len(table))}
+    s_all = data.scores(score)
+    b_all = data.scores(baseline_score) if baseline_score else None
+    rows_of: dict[str, np.ndarray] = {}
     slices: dict[str, SliceStats] = {}
-
-    def add(key: str, cols: tuple[str, ...], rows: np.ndarray) -> None:
+    for key, cols, rows in data.slices(plan.slice_columns, plan.crosses):
         rows_of[key] = rows
-        w = w_all[rows] if w_all is not None else None
+        w = data._w(rows)
         slices[key] = SliceStats(key=key, columns=cols, n=int(len(rows)),
                                  weight=float(w.sum()) if w is not None else float(len(rows)),
-                                 positives=float(np.sum(y_all[rows])))
-
-    add("overall", (), rows_of["overall"])
-    for cols in [(c,) for c in plan.slice_columns] + list(plan.crosses):
-        for values, rows in table.groupby(list(cols), sort=True, dropna=False).indices.items():
-            values = values if isinstance(values, tuple) else (values,)
-            key = ",".join(f"{c}={_render(v)}" for c, v in zip(cols, values, strict=True))
-            add(key, cols, np.asarray(rows))
+                                 positives=float(np.sum(data.y[rows])))
     sized = Evidence(slices=slices)
-
-    def metric(name: str, thr: float | None, rows: np.ndarray, scores: np.ndarray) -> Any:
-        kw: dict[str, Any] = {} if name == "count" else {"confidence": conf}
-        if name in _THRESHOLDED:
-            kw["threshold"] = thr
-        if name == "ece":
-            kw.update(replicates=reps, seed=seed)
-        w = w_all[rows] if w_all is not None else None
-        return getattr(binary, _REFERENCE[name])(y_all[rows], scores[rows], w, **kw)
 
     cand: dict = {}
     base: dict = {}
@@ -155,29 +205,21 @@ def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str 
                 continue  # named slice absent from the data: the decision reports it
             k = (name, thr, key)
             if k not in cand:
-                cand[k] = _est(metric(name, thr, rows, s_all))
+                cand[k] = _est(data.metric(name, thr, rows, s_all))
                 if b_all is not None:
-                    base[k] = _est(metric(name, thr, rows, b_all))
+                    base[k] = _est(data.metric(name, thr, rows, b_all))
             if rule == "change" and b_all is not None and k not in deltas:
-                kw: dict[str, Any] = {"confidence": conf, "seed": seed, "replicates": reps}
-                if thr is not None:
-                    kw["threshold"] = thr
-                w = w_all[rows] if w_all is not None else None
-                deltas[k] = _est(binary.paired_delta(name, y_all[rows], s_all[rows],
-                                                     b_all[rows], w, **kw))
+                deltas[k] = _est(data.delta(name, thr, rows, s_all, b_all))
             if rule != "max_group_gap":
                 continue
             for col in gate.get("groups") or model_info.get("protected_columns") or []:
                 if col not in plan.group_columns or (name, thr, key, col) in groups:
                     continue
-                values: dict[str, Estimate] = {}
-                sizes: dict[str, int] = {}
-                sub = table[col].iloc[rows]
-                for g, grows in sub.groupby(sub, sort=True, dropna=False).indices.items():
-                    gr = rows[np.asarray(grows)]
-                    values[_render(g)] = _est(metric(name, thr, gr, s_all))
-                    sizes[_render(g)] = int(len(gr))
-                groups[(name, thr, key, col)] = GroupStats(column=col, values=values, sizes=sizes)
+                per = data.groups(col, rows)
+                groups[(name, thr, key, col)] = GroupStats(
+                    column=col, values={g: _est(data.metric(name, thr, gr, s_all))
+                                        for g, gr in per},
+                    sizes={g: int(len(gr)) for g, gr in per})
     return Evidence(slices=slices, candidate=cand, baseline=base, deltas=deltas, groups=groups,
                     rows=int(len(table)), baseline_problem=baseline_problem,
                     metrics_known=known, engine="mlreg.metrics (per-slice reference functions)")
@@ -197,10 +239,7 @@ def evaluate_table(table: Any, *, label: str, scores: list[str], weight: str | N
     evaluate``). With two or more score columns, ``deltas["a-b"]`` holds the paired delta of
     the first column ``a`` minus each later column ``b`` (candidate first), on the same rows;
     ``groups[col]`` the metrics per group and the max - min gap across groups."""
-    import numpy as np
-
     from mlreg.errors import InputError
-    from mlreg.metrics import binary
 
     unknown = [m for m in metrics if m not in _REFERENCE]
     if unknown:
@@ -212,70 +251,46 @@ def evaluate_table(table: Any, *, label: str, scores: list[str], weight: str | N
     if missing:
         raise InputError(f"no column(s) {', '.join(map(repr, missing))} in the predictions "
                          f"(columns: {', '.join(map(str, list(table.columns)[:30]))})")
-    y_all = table[label].to_numpy()
-    w_all = table[weight].to_numpy(dtype=np.float64) if weight else None
-    s_all = {c: table[c].to_numpy(dtype=np.float64) for c in scores}
+    data = _Data(table, label, weight, confidence, seed, replicates)
+    s_all = {c: data.scores(c) for c in scores}
 
-    def mv(name: str, rows: np.ndarray, col: str) -> dict:
-        kw: dict[str, Any] = {} if name == "count" else {"confidence": confidence}
-        if name in _THRESHOLDED:
-            kw["threshold"] = threshold
-        if name == "ece":
-            kw.update(replicates=replicates, seed=seed)
-        w = w_all[rows] if w_all is not None else None
-        try:
-            out = getattr(binary, _REFERENCE[name])(y_all[rows], s_all[col][rows], w, **kw)
-        except InputError as exc:
-            raise InputError(f"column {col!r}: {exc}") from None
-        return out.to_dict()
+    def values(rows: Any) -> dict:
+        out = {}
+        for c in scores:
+            try:
+                out[c] = {m: data.metric(m, threshold, rows, s_all[c]).to_dict()
+                          for m in metrics}
+            except InputError as exc:
+                raise InputError(f"column {c!r}: {exc}") from None
+        return out
 
-    index: list[tuple[str, np.ndarray]] = [("overall", np.arange(len(table)))]
-    for cols in [(c,) for c in slice_columns] + [tuple(c) for c in crosses]:
-        for values, rows in table.groupby(list(cols), sort=True, dropna=False).indices.items():
-            values = values if isinstance(values, tuple) else (values,)
-            index.append((",".join(f"{c}={_render(v)}" for c, v in zip(cols, values, strict=True)),
-                          np.asarray(rows)))
     out_slices = []
-    for key, rows in index:
-        entry: dict[str, Any] = {"slice": key, "n": int(len(rows)),
-                                 "metrics": {c: {m: mv(m, rows, c) for m in metrics}
-                                             for c in scores}}
+    for key, _, rows in data.slices(list(slice_columns), list(crosses)):
+        entry: dict[str, Any] = {"slice": key, "n": int(len(rows)), "metrics": values(rows)}
         if len(scores) > 1:
             first = scores[0]
-            entry["deltas"] = {}
-            for other in scores[1:]:
-                deltas = {}
-                for m in metrics:
-                    kw: dict[str, Any] = {"confidence": confidence, "seed": seed,
-                                          "replicates": replicates, "threshold": threshold}
-                    w = w_all[rows] if w_all is not None else None
-                    deltas[m] = binary.paired_delta(m, y_all[rows], s_all[first][rows],
-                                                    s_all[other][rows], w, **kw).to_dict()
-                entry["deltas"][f"{first}-{other}"] = deltas
+            entry["deltas"] = {
+                f"{first}-{other}": {m: data.delta(m, threshold, rows, s_all[first],
+                                                   s_all[other]).to_dict() for m in metrics}
+                for other in scores[1:]}
         if group_columns:
             entry["groups"] = {}
             for col in group_columns:
-                sub = table[col].iloc[rows]
-                per = {}
-                for g, grows in sub.groupby(sub, sort=True, dropna=False).indices.items():
-                    gr = rows[np.asarray(grows)]
-                    per[_render(g)] = {"n": int(len(gr)),
-                                       "metrics": {c: {m: mv(m, gr, c) for m in metrics}
-                                                   for c in scores}}
-                gaps = {}
-                for c in scores:
-                    gaps[c] = {}
-                    for m in metrics:
-                        vals = [(g, p["metrics"][c][m]["value"]) for g, p in per.items()
-                                if p["metrics"][c][m]["value"] is not None]
-                        if len(vals) < 2:
-                            gaps[c][m] = None
-                            continue
-                        hi, lo = max(vals, key=lambda t: t[1]), min(vals, key=lambda t: t[1])
-                        gaps[c][m] = {"value": hi[1] - lo[1], "max_group": hi[0],
-                                      "min_group": lo[0]}
-                entry["groups"][col] = {"groups": per, "gaps": gaps}
+                per = {g: {"n": int(len(gr)), "metrics": values(gr)}
+                       for g, gr in data.groups(col, rows)}
+                entry["groups"][col] = {"groups": per, "gaps": {
+                    c: {m: _gap([(g, p["metrics"][c][m]["value"]) for g, p in per.items()])
+                        for m in metrics} for c in scores}}
         out_slices.append(entry)
     return {"rows": int(len(table)), "label": label, "scores": list(scores), "weight": weight,
             "threshold": threshold, "confidence": confidence, "metrics": list(metrics),
             "slices": out_slices}
+
+
+def _gap(values: list[tuple[str, float | None]]) -> dict | None:
+    """max - min across the groups with a defined value (None with fewer than two)."""
+    defined = [(g, v) for g, v in values if v is not None]
+    if len(defined) < 2:
+        return None
+    hi, lo = max(defined, key=lambda t: t[1]), min(defined, key=lambda t: t[1])
+    return {"value": hi[1] - lo[1], "max_group": hi[0], "min_group": lo[0]}

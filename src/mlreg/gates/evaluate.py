@@ -24,7 +24,8 @@ from mlreg.gates.inputs import (
 from mlreg.gates.policy import THRESHOLDED, Policy, gate_category, rule_of
 from mlreg.gates.result import GateOutcome, GateResult, GroupValue, Row, SubjectRef
 
-__all__ = ["evaluate", "metric_id", "select_slices", "describe_rule", "describe_slices"]
+__all__ = ["evaluate", "metric_id", "select_slices", "snapshot_identity", "describe_rule",
+           "describe_slices"]
 
 _IDENTITY_FIELDS = ("uri", "sha256", "version_id", "etag", "snapshot_id", "partitions", "rows",
                     "size", "files")
@@ -541,7 +542,8 @@ def _present(record: Mapping[str, Any], path: str) -> str | None:
     return None
 
 
-def _identity(snapshot: Mapping[str, Any] | None) -> dict:
+def snapshot_identity(snapshot: Mapping[str, Any] | None) -> dict:
+    """The fields that identify a data snapshot (two snapshots are the same data iff equal)."""
     return {k: snapshot.get(k) for k in _IDENTITY_FIELDS if snapshot and k in snapshot}
 
 
@@ -558,7 +560,7 @@ def _lineage_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
     if gate.get("immutable_data"):
         datasets = list(rec.get("data") or [])
         snap = (rec.get("evaluation") or {}).get("snapshot")
-        if snap and not any(_identity(d) == _identity(snap) for d in datasets):
+        if snap and not any(snapshot_identity(d) == snapshot_identity(snap) for d in datasets):
             datasets.append({"role": "evaluation snapshot", **snap})
         if not datasets:
             out.rows.append(Row(item="data", kind="check", category="lineage", verdict="fail",
@@ -608,8 +610,8 @@ def _lineage_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
             if not a or not b:
                 who = ctx.candidate if not a else ctx.baseline
                 row.reason = f"{who} records no evaluation snapshot"
-            elif _identity(a) != _identity(b):
-                ia, ib = _identity(a), _identity(b)
+            elif snapshot_identity(a) != snapshot_identity(b):
+                ia, ib = snapshot_identity(a), snapshot_identity(b)
                 diff = sorted(k for k in set(ia) | set(ib) if ia.get(k) != ib.get(k))
                 row.reason = (f"different evaluation snapshots ({', '.join(diff)} differ): "
                               f"{ctx.candidate} on {a.get('uri')}, {ctx.baseline} on "

@@ -24,16 +24,13 @@ from typing import Any
 
 from mlreg import __version__
 from mlreg.errors import InputError, NotFound
-from mlreg.gates.evaluate import evaluate
+from mlreg.gates.evaluate import evaluate, snapshot_identity
 from mlreg.gates.files import FileAccess
 from mlreg.gates.inputs import Evidence, FileCheck, Promotion, Subject, Verification
 from mlreg.gates.policy import Policy, load_policy
 from mlreg.gates.result import GateResult
 
 __all__ = ["gate_promotion", "load_subject", "read_predictions"]
-
-_SNAPSHOT_FIELDS = ("uri", "sha256", "version_id", "etag", "snapshot_id", "partitions")
-
 
 def load_subject(registry: Any, model: str, version: str) -> Subject:
     """A version's validated record and the sha256 of its file bytes (NotFound, SchemaError)."""
@@ -67,9 +64,8 @@ def _columns_of(record: Mapping[str, Any], model_info: Mapping[str, Any]) -> dic
     }
 
 
-def _snapshot_identity(record: Mapping[str, Any]) -> dict:
-    snap = (record.get("evaluation") or {}).get("snapshot") or {}
-    return {k: snap.get(k) for k in _SNAPSHOT_FIELDS if k in snap}
+def _eval_snapshot(subject: Subject) -> Mapping[str, Any] | None:
+    return (subject.record.get("evaluation") or {}).get("snapshot")
 
 
 class _Gathered:
@@ -145,7 +141,8 @@ def _gather_evidence(files: FileAccess, policy: Policy, candidate: Subject,
     table = cand
     if base is not None and gathered.baseline_problem is None:
         assert baseline is not None
-        if _snapshot_identity(candidate.record) != _snapshot_identity(baseline.record):
+        if snapshot_identity(_eval_snapshot(candidate)) != \
+                snapshot_identity(_eval_snapshot(baseline)):
             gathered.baseline_problem = (
                 f"{baseline} was scored on a different evaluation snapshot than {candidate}")
         else:
