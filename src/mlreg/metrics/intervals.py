@@ -70,8 +70,8 @@ def wilson(p: float | np.ndarray, n: float | np.ndarray, z: float) -> tuple:
     denom = 1.0 + z2 / ns
     center = (ps + z2 / (2.0 * ns)) / denom
     half = z * np.sqrt(np.maximum(ps * (1.0 - ps) / ns + z2 / (4.0 * ns * ns), 0.0)) / denom
-    lo = np.where(ok, np.clip(center - half, 0.0, 1.0), np.nan)
-    hi = np.where(ok, np.clip(center + half, 0.0, 1.0), np.nan)
+    lo = np.where(ok, np.where(ps <= 0.0, 0.0, np.clip(center - half, 0.0, 1.0)), np.nan)
+    hi = np.where(ok, np.where(ps >= 1.0, 1.0, np.clip(center + half, 0.0, 1.0)), np.nan)
     if lo.ndim == 0:
         return float(lo), float(hi)
     return lo, hi
@@ -159,7 +159,7 @@ def row_buckets(columns: list[np.ndarray], seed: int = 0,
     """
     if not columns:
         raise ValueError("row_buckets needs at least one column")
-    h = np.full(len(columns[0]), np.uint64(seed) * _GOLDEN, dtype=np.uint64)
+    h = np.full(len(columns[0]), (int(seed) * 0x9E3779B97F4A7C15) % 2**64, dtype=np.uint64)
     for col in columns:
         with np.errstate(over="ignore"):
             h = splitmix64(h ^ _as_hash_input(col))

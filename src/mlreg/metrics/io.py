@@ -63,17 +63,23 @@ def read_predictions(uri_or_path: str | os.PathLike, columns: Sequence[str] | No
             raise NotFound(f"{target}: no such file or directory")
         if fmt == "parquet":
             if fs.isdir(path):
-                table = ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=cols)
+                dataset = ds.dataset(path, filesystem=fs, format="parquet")
+                _check_columns(target, dataset.schema.names, cols)
+                table = dataset.to_table(columns=cols)
             else:
                 with fs.open(path, "rb") as fh:
-                    table = pq.read_table(fh, columns=cols)
+                    pf = pq.ParquetFile(fh)
+                    _check_columns(target, pf.schema_arrow.names, cols)
+                    table = pf.read(columns=cols)
         else:
-            opts = pacsv.ConvertOptions(include_columns=cols) if cols else None
             parse = pacsv.ParseOptions(delimiter="\t") if path.lower().endswith(".tsv") else None
             compression = "gzip" if path.endswith(".gz") else (
                 "bz2" if path.endswith(".bz2") else None)
             with fs.open(path, "rb", compression=compression) as fh:
-                table = pacsv.read_csv(fh, parse_options=parse, convert_options=opts)
+                table = pacsv.read_csv(fh, parse_options=parse)
+            _check_columns(target, table.column_names, cols)
+            if cols is not None:
+                table = table.select(cols)
     except (NotFound, InputError):
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, ValueError) as exc:
@@ -82,11 +88,16 @@ def read_predictions(uri_or_path: str | os.PathLike, columns: Sequence[str] | No
         raise NotFound(f"{target}: no such file or directory") from None
     except (PermissionError, OSError, TimeoutError) as exc:
         raise StoreError(f"{target}: {type(exc).__name__}: {exc}") from None
-    if cols is not None:
-        missing = [c for c in cols if c not in table.column_names]
-        if missing:
-            raise InputError(f"{target}: missing column(s) {', '.join(missing)}")
     return table.to_pandas()
+
+
+def _check_columns(target: str, names: Sequence[str], cols: Sequence[str] | None) -> None:
+    if cols is None:
+        return
+    missing = [c for c in cols if c not in names]
+    if missing:
+        raise InputError(f"{target}: missing column(s) {', '.join(missing)} "
+                         f"(has: {', '.join(names)})")
 
 
 def join_predictions(frames: Mapping[str, pd.DataFrame], *, on: str, score: str = "score",
