@@ -173,7 +173,7 @@ def test_evaluate_prints_slice_tables(predictions: Path, run_cli) -> None:
 def test_evaluate_json_with_two_models_gives_paired_deltas(predictions: Path, run_cli) -> None:
     from sklearn.metrics import roc_auc_score
 
-    res = run_cli("evaluate", str(predictions), "--score", "score", "--score", "old",
+    res = run_cli("evaluate", str(predictions), "--score", "score", "--baseline", "old",
                   "--metric", "auc", "--cross", "country,device", "--json")
     assert res.code == 0, res
     doc = json.loads(res.out)
@@ -181,16 +181,19 @@ def test_evaluate_json_with_two_models_gives_paired_deltas(predictions: Path, ru
     frame = pd.read_csv(predictions)
     auc = roc_auc_score(frame["label"], frame["score"])
     assert overall["metrics"]["score"]["auc"]["value"] == pytest.approx(auc, abs=1e-12)
-    delta = overall["deltas"]["score-old"]["auc"]
+    delta = overall["deltas"]["score"]["auc"]
     assert delta["value"] == pytest.approx(auc - roc_auc_score(frame["label"], frame["old"]))
     assert delta["lo"] < delta["value"] < delta["hi"]
-    assert any(s["slice"] == "country=US,device=web" for s in doc["slices"])
+    assert any(s["name"] == "country=US,device=web" for s in doc["slices"])
+    text = run_cli("evaluate", str(predictions), "--score", "score", "--baseline", "old",
+                   "--metric", "auc").out
+    assert "paired delta score - old" in text and "model 'old' (baseline)" in text
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--score", "nope"], "no column(s) 'nope'"),
-    (["--metric", "aucc"], "unknown metric(s): aucc"),
-    (["--label", "country"], "label"),
+    (["--score", "nope"], "score column 'nope' is not in the predictions"),
+    (["--metric", "aucc"], "unknown metric 'aucc'"),
+    (["--label", "country"], "label column 'country' is not numeric"),
 ])
 def test_evaluate_bad_input_exits_2(predictions: Path, run_cli, args, message: str) -> None:
     res = run_cli("evaluate", str(predictions), *args)
@@ -199,7 +202,7 @@ def test_evaluate_bad_input_exits_2(predictions: Path, run_cli, args, message: s
 
 def test_evaluate_missing_or_unreadable_file_exits_2(tmp_path: Path, run_cli) -> None:
     res = run_cli("evaluate", str(tmp_path / "missing.parquet"))
-    assert res.code == 2 and "no such file" in res.err
+    assert res.code == 2 and "no such file or directory" in res.err
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     res = run_cli("evaluate", str(tmp_path / "junk.parquet"))
     assert res.code == 2 and "cannot read as parquet" in res.err

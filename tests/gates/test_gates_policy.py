@@ -144,3 +144,20 @@ def test_a_broken_policy_file_is_bad_input(tmp_path: Path) -> None:
     shutil.rmtree(reg_dir / "policies")
     with Registry.open(str(reg_dir)) as reg, pytest.raises(InputError, match="no policy"):
         load_policy(reg, "fraud")
+
+
+def test_parameterised_metric_sets_match_the_metrics_engine() -> None:
+    from mlreg.gates.policy import RANKED, THRESHOLDED
+    from mlreg.metrics import available_metrics, get_metric
+
+    specs = [get_metric(m) for m in available_metrics()]
+    assert THRESHOLDED == {s.name for s in specs if s.param == "threshold"}
+    assert RANKED == {s.name for s in specs if s.param == "k"}
+
+
+def test_k_only_on_ranking_metrics() -> None:
+    check_policy({"schema": "mlreg/policy/v1",
+                  "gates": [{"id": "n", "metric": "ndcg", "k": 20, "min": 0.3}]})
+    with pytest.raises(SchemaError, match="takes no k"):
+        check_policy({"schema": "mlreg/policy/v1",
+                      "gates": [{"id": "n", "metric": "auc", "k": 20, "min": 0.3}]})

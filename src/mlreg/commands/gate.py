@@ -6,13 +6,12 @@ Exit codes: 0 every gate passed; 1 a gate failed (the report is printed first); 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 
 from mlreg.commands.options import open_registry, registry_options
-from mlreg.errors import CheckFailed, InputError, NotFound
+from mlreg.errors import CheckFailed, InputError
 from mlreg.render import table, to_json
 
 __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
@@ -20,114 +19,92 @@ __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
 
 # -- mlreg evaluate ------------------------------------------------------------------------------
 
-def _read_any(path: str) -> tuple[bytes, str]:
-    """Bytes of a local file or a store URI (hashed by the store, then downloaded verified)."""
-    if "://" not in path:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read(), path
-        except FileNotFoundError:
-            raise NotFound(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, not a predictions file") from None
-    import tempfile
-
-    from mlreg.storage import open_store
-
-    scheme, _, rest = path.partition("://")
-    bucket, _, key = rest.partition("/")
-    store = open_store(f"{scheme}://{bucket}")
-    digest = store.hash_object(key)
-    with tempfile.TemporaryDirectory(prefix="mlreg-evaluate-") as tmp:
-        dest = os.path.join(tmp, "predictions")
-        store.get_file(key, dest, sha256=digest.sha256, size=digest.size)
-        with open(dest, "rb") as fh:
-            return fh.read(), path
-
-
 @click.command("evaluate")
 @click.argument("predictions")
 @click.option("--label", default="label", show_default=True, help="Label column (0/1).")
 @click.option("--score", "scores", multiple=True, metavar="COL",
-              help="Score column; repeat for several models (the first is the candidate, "
-              "deltas are first minus each other). Default: score.")
+              help="Score column of a model; repeat for several models. Default: score.")
+@click.option("--baseline", default=None, metavar="COL",
+              help="Score column of the baseline: every other model gets paired deltas "
+              "(model - baseline) on the same rows.")
 @click.option("--weight", default=None, metavar="COL", help="Example weight column.")
 @click.option("--slice", "slices", multiple=True, metavar="COL",
               help="Slice by every value of COL; repeat for several columns.")
 @click.option("--cross", "crosses", multiple=True, metavar="COL1,COL2",
-              help="Slice by every combination of these columns.")
+              help="Slice by every present combination of these columns.")
 @click.option("--group", "groups", multiple=True, metavar="COL",
-              help="Protected group column: metrics per group and the max-min gap.")
+              help="Protected group column: metrics per group and the max-min gap, per slice.")
+@click.option("--query", default=None, metavar="COL", help="Query id column (ranking metrics).")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
-              help="Metric to compute (repeat); default: the binary-classification set.")
+              help="Metric to compute (repeat): auc, calibration_slope, precision@0.3, ndcg@10, "
+              "...; default: the engine's binary-classification set.")
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Decision threshold for precision, recall and F1.")
-@click.option("--confidence", default=0.95, show_default=True,
-              type=click.FloatRange(0.5, 1, min_open=True, max_open=True),
-              help="Confidence level of the intervals.")
+              help="Decision threshold for precision, recall and F1 written without '@'.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default=None,
               help="File format (default: from the file name).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def evaluate_cmd(predictions: str, label: str, scores: tuple[str, ...], weight: str | None,
-                 slices: tuple[str, ...], crosses: tuple[str, ...], groups: tuple[str, ...],
-                 metrics: tuple[str, ...], threshold: float, confidence: float,
-                 fmt: str | None, as_json: bool) -> None:
+def evaluate_cmd(predictions: str, label: str, scores: tuple[str, ...], baseline: str | None,
+                 weight: str | None, slices: tuple[str, ...], crosses: tuple[str, ...],
+                 groups: tuple[str, ...], query: str | None, metrics: tuple[str, ...],
+                 threshold: float, fmt: str | None, as_json: bool) -> None:
     """Compute slice metrics with 95% intervals from PREDICTIONS (Parquet or CSV, a local file
-    or a store URI). No registry needed.
+    or a store URI such as s3://bucket/preds.parquet). No registry needed.
 
     \b
     mlreg evaluate preds.parquet --slice country --slice device --group age_band
-    mlreg evaluate both.csv --score new --score old      # deltas new - old, paired
+    mlreg evaluate both.csv --score new --baseline old     # paired deltas new - old
     """
-    from mlreg.gates.engine import DEFAULT_METRICS, evaluate_table
-    from mlreg.gates.run import read_predictions
+    from mlreg.metrics import evaluate_predictions, read_predictions
 
-    data, shown = _read_any(predictions)
-    frame = read_predictions(data, fmt, shown)
-    result = evaluate_table(
-        frame, label=label, scores=list(scores or ("score",)), weight=weight,
+    frame = read_predictions(predictions, format=fmt)
+    columns = list(dict.fromkeys([*(scores or ("score",)), *([baseline] if baseline else [])]))
+    result = evaluate_predictions(
+        frame, label=label, scores=columns, baseline=baseline, weight=weight,
         slice_columns=list(slices), crosses=[tuple(c.split(",")) for c in crosses],
-        group_columns=list(groups), metrics=tuple(metrics or DEFAULT_METRICS),
-        threshold=threshold, confidence=confidence)
-    result["predictions"] = shown
+        group_columns=list(groups), query=query, metrics=list(metrics) or None,
+        threshold=threshold)
     if as_json:
-        click.echo(to_json(result))
+        click.echo(to_json({"predictions": predictions, **result.to_dict()}))
         return
-    click.echo(_evaluate_text(result))
+    click.echo(_evaluate_text(predictions, result))
 
 
-def _cell(m: dict | None) -> str:
-    if not m or m.get("value") is None:
-        return "undefined" if m else "-"
-    v = m["value"]
-    if m.get("lo") is not None and m.get("hi") is not None and m["lo"] != m["hi"]:
-        return f"{v:.4f} [{m['lo']:.4f}, {m['hi']:.4f}]"
-    return f"{v:.4f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
+def _cell(m: Any) -> str:
+    if m is None:
+        return "-"
+    if not m.defined:
+        return "undefined"
+    v, lo, hi = m.value, m.lo, m.hi
+    if lo == lo and hi == hi and lo != hi:  # not NaN, a real interval
+        return f"{v:.4f} [{lo:.4f}, {hi:.4f}]"
+    return f"{v:g}" if float(v).is_integer() else f"{v:.4f}"
 
 
-def _evaluate_text(result: dict) -> str:
-    out = [f"{result['predictions']}: {result['rows']:,} rows, label {result['label']!r}, "
-           f"threshold {result['threshold']:g}, {result['confidence']:.0%} intervals"]
-    metrics = [m for m in result["metrics"] if m != "count"]
-    for col in result["scores"]:
-        out.append("")
-        out.append(f"score {col!r}")
+def _evaluate_text(predictions: str, res: Any) -> str:
+    settings = res.settings
+    out = [f"{predictions}: {res.n:,} rows, threshold {settings.get('threshold', 0.5):g}, "
+           f"{settings.get('confidence', 0.95):.0%} intervals"]
+    metrics = [m for m in res.metrics if m not in ("count", "weight")]
+    for model in res.models:
+        out += ["", f"model {model!r}" + (" (baseline)" if model == res.baseline else "")]
         out.append(table(["slice", "n", *metrics],
-                         [[s["slice"], s["n"], *(_cell(s["metrics"][col][m]) for m in metrics)]
-                          for s in result["slices"]]))
-    for pair in (result["slices"][0].get("deltas") or {}):
-        out.append("")
-        out.append(f"paired delta {pair}")
+                         [[s.name, s.n, *(_cell(s.metrics[model].get(m)) for m in metrics)]
+                          for s in res.slices]))
+    for model in res.models:
+        if model == res.baseline or not res.baseline:
+            continue
+        out += ["", f"paired delta {model} - {res.baseline}"]
         out.append(table(["slice", "n", *metrics],
-                         [[s["slice"], s["n"], *(_cell(s["deltas"][pair][m]) for m in metrics)]
-                          for s in result["slices"]]))
-    for s in result["slices"]:
-        for col, g in (s.get("groups") or {}).items():
-            for score, gaps in g["gaps"].items():
-                shown = [f"{m} {gaps[m]['value']:.4f} ({gaps[m]['max_group']} vs "
-                         f"{gaps[m]['min_group']})" for m in metrics if gaps.get(m)]
+                         [[s.name, s.n, *(_cell(s.deltas[model].get(m)) for m in metrics)]
+                          for s in res.slices]))
+    for s in res.slices:
+        for col, br in s.groups.items():
+            for model, gaps in br.gaps.items():
+                shown = [f"{m} {_cell(g)} ({g.max_group} vs {g.min_group})"
+                         for m, g in gaps.items() if g.defined]
                 if shown:
-                    out.append(f"{s['slice']} by {col}, {score!r}: gap " + "; ".join(shown))
+                    out.append(f"{s.name} by {col}, {model!r}: gap " + "; ".join(shown))
+    out += [f"warning: {w}" for w in res.warnings]
     return "\n".join(out)
 
 

@@ -52,10 +52,12 @@ def _show(x: float | Decimal, bar: Decimal, sign: bool = False) -> str:
 
 def metric_id(gate: Mapping[str, Any], evaluation: Mapping[str, Any]) -> tuple[str, float | None]:
     """(metric, threshold) of a metric gate: thresholded metrics take the gate's threshold or
-    evaluation.threshold; others None."""
+    evaluation.threshold; a ranking metric with ``k`` is named ``ndcg@20``; others None."""
     metric = gate["metric"]
     if metric in THRESHOLDED:
         return metric, float(gate.get("threshold", evaluation["threshold"]))
+    if gate.get("k") is not None:
+        return f"{metric}@{int(gate['k'])}", None
     return metric, None
 
 
@@ -194,7 +196,8 @@ def _undefined(est: Estimate | None, who: str, metric: str, key: str,
                evidence: Evidence) -> str | None:
     """Why ``est`` cannot be judged, or None when it is a finite number."""
     if est is None:
-        if evidence.metrics_known is not None and metric not in evidence.metrics_known:
+        if evidence.metrics_known is not None and \
+                metric.partition("@")[0] not in evidence.metrics_known:
             known = ", ".join(sorted(evidence.metrics_known))
             return f"unknown metric {metric!r} (the metrics engine computes: {known})"
         return f"the {who} has no {metric} for slice {key!r} (metric missing)"

@@ -30,6 +30,7 @@ __all__ = [
     "ROLLBACK_DEFAULTS",
     "CATEGORIES",
     "THRESHOLDED",
+    "RANKED",
     "Policy",
     "PolicySource",
     "canonical_json",
@@ -56,9 +57,11 @@ ROLLBACK_DEFAULTS: dict[str, Any] = {"blocking": ["integrity", "lineage"]}
 #: Gate categories; a rollback's ``blocking`` list names categories (or gate ids).
 CATEGORIES = ("metric", "operational", "lineage", "integrity")
 
-#: Metrics that are computed at a decision threshold (the gate's or evaluation.threshold).
-THRESHOLDED = frozenset({"precision", "recall", "f1", "fpr", "tpr", "tnr", "fnr", "accuracy",
-                         "specificity", "selection_rate"})
+#: Metrics computed at a decision threshold (the gate's or evaluation.threshold), and ranking
+#: metrics cut at ``k`` (the gate's; none means the whole list). Kept in step with the metrics
+#: engine's registry by a test; listed here so that loading a policy imports no numpy.
+THRESHOLDED = frozenset({"precision", "recall", "f1", "fpr", "tpr"})
+RANKED = frozenset({"ndcg", "precision_at_k", "recall_at_k", "mrr"})
 
 _RULES = ("min", "max", "change", "target", "max_group_gap")
 
@@ -144,7 +147,7 @@ def check_policy(doc: Any, path: str = "<policy>") -> None:
 
     Raises SchemaError listing every problem: duplicate gate ids, a metric gate with two rules,
     ``min`` above ``max``, ``groups`` or ``min_group_size`` on a gate without ``max_group_gap``,
-    ``threshold`` on a metric that takes none.
+    ``threshold`` or ``k`` on a metric that takes none.
     """
     from mlreg.records import violations
 
@@ -180,6 +183,9 @@ def check_policy(doc: Any, path: str = "<policy>") -> None:
         if "threshold" in gate and gate["metric"] not in THRESHOLDED:
             problems.append(Violation(f"{where}.threshold", f"metric {gate['metric']!r} takes no "
                                       f"threshold (thresholded: {', '.join(sorted(THRESHOLDED))})"))
+        if "k" in gate and gate["metric"] not in RANKED:
+            problems.append(Violation(f"{where}.k", f"metric {gate['metric']!r} takes no k "
+                                      f"(ranking metrics: {', '.join(sorted(RANKED))})"))
     if problems:
         raise SchemaError(path, "policy", problems)
 

@@ -61,6 +61,7 @@ def _columns_of(record: Mapping[str, Any], model_info: Mapping[str, Any]) -> dic
         "label": p.get("label_column") or model_info.get("label_column") or "label",
         "score": p.get("score_column") or "score",
         "weight": p.get("weight_column") or model_info.get("weight_column"),
+        "query": p.get("query_column") or model_info.get("query_column"),
     }
 
 
@@ -153,7 +154,8 @@ def _gather_evidence(files: FileAccess, policy: Policy, candidate: Subject,
     return compute_evidence(
         table, label=ccols["label"], score=ccols["score"],
         baseline_score="__baseline_score" if with_baseline else None, weight=weight,
-        policy=policy, model_info=model_info, baseline_problem=gathered.baseline_problem)
+        policy=policy, model_info=model_info, id_column=ccols["id"],
+        query_column=ccols["query"], baseline_problem=gathered.baseline_problem)
 
 
 def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
