@@ -218,14 +218,15 @@ def main() -> None:
         "deployment_targets": [{"name": "server", "format": "lightgbm"}]})
 
     # ---- recsys: three surfaces (Netflix-style) ----
+    # One replay snapshot (queries, relevance labels, surfaces) scored by both versions.
     rng = np.random.default_rng(7)
+    nq, per = 2000, 20
+    qid = np.repeat(np.arange(nq, dtype=np.int64), per)
+    rel = (rng.random(nq * per) < 0.1).astype(np.int8)
+    surface = np.repeat(rng.choice(["homepage", "search", "post-play"], nq), per)
     for v, created, commit in (("41", "2024-02-20T03:00:00Z", "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d"),
                                ("42", "2024-03-01T03:00:00Z", "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b")):
-        nq, per = 2000, 20
-        qid = np.repeat(np.arange(nq, dtype=np.int64), per)
-        rel = (rng.random(nq * per) < 0.1).astype(np.int8)
         score = np.clip(rel * (0.3 if v == "42" else 0.2) + rng.random(nq * per) * 0.7, 0, 1)
-        surface = np.repeat(rng.choice(["homepage", "search", "post-play"], nq), per)
         table = pa.table({"example_id": np.arange(nq * per, dtype=np.int64), "query_id": qid,
                           "label": rel, "score": score, "surface": surface})
         preds = put(f"recsys/{v}/eval_predictions.parquet", parquet_bytes(table))

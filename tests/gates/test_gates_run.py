@@ -171,9 +171,25 @@ def test_gate_reads_a_git_revision(reg_dir: Path) -> None:
 
 
 def test_a_policy_without_metric_gates_still_verifies_predictions(reg_dir: Path) -> None:
+    (reg_dir / "policies/recsys.yaml").write_text(
+        "schema: mlreg/policy/v1\nremove: [auc-uplift, calibration]\n")
     r = run(reg_dir, Promotion("recsys", "42", service="homepage", from_version="41"))
     assert r.verdict == "pass", failing(r)
-    assert {f["name"] for f in r.to_json_dict()["files"]} == {"model", "predictions"}
+    assert {(f["role"], f["name"]) for f in r.to_json_dict()["files"]} == {
+        ("candidate", "model"), ("candidate", "predictions"), ("baseline", "predictions")}
+    assert r.to_json_dict()["evaluation"]["unavailable"] == "the policy has no metric gates"
+
+
+def test_ranking_gates_per_query_on_every_surface(reg_dir: Path) -> None:
+    r = run(reg_dir, Promotion("recsys", "42", service="post-play", from_version="41"))
+    assert r.verdict == "pass", failing(r)
+    ndcg = next(g for g in r.gates if g.id == "ndcg-no-regression")
+    assert ndcg.metric == "ndcg@20" and [x.item for x in ndcg.rows] == [
+        "surface=search", "surface=post-play", "surface=homepage"]  # by traffic
+    assert all(x.delta_interval is not None and x.delta > 0 for x in ndcg.rows)
+    # the other way round, the older model regresses
+    r = run(reg_dir, Promotion("recsys", "41", service="homepage", from_version="42"))
+    assert "precision-at-10:overall" in failing(r)
 
 
 def test_a_record_without_predictions_fails_metric_gates(reg_dir: Path) -> None:
