@@ -77,6 +77,26 @@ def _validator(kind: str) -> Any:
     return cls(schema_for(kind), format_checker=checker)
 
 
+@cache
+def _fast_validator(kind: str) -> Any:
+    """jsonschema-rs (Rust) when installed: ~25x faster; used to answer "valid?" only.
+
+    An invalid document is re-checked by the Python validator, whose errors we know how to
+    explain, so both paths give identical messages.
+    """
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - optional speed-up
+        return None
+    try:
+        return jsonschema_rs.validator_for(
+            schema_for(kind), validate_formats=True,
+            formats={"mlreg-uri": lambda value: uri_problem(value) is None},
+        )
+    except Exception:  # pragma: no cover - a schema feature it lacks: use the Python one
+        return None
+
+
 def _json_path(parts: Any) -> str:
     out = "$"
     for p in parts:
@@ -127,6 +147,9 @@ def _message(err: Any, path: str, loaded: Loaded | None) -> str:
 
 def violations(data: Any, kind: str, loaded: Loaded | None = None) -> list[Violation]:
     """Every schema violation of ``data`` against the ``kind`` schema, sorted by file position."""
+    fast = _fast_validator(kind)
+    if fast is not None and fast.is_valid(data):
+        return []
     out = []
     for err in _validator(kind).iter_errors(data):
         # For anyOf/oneOf/allOf, report the most specific underlying errors.

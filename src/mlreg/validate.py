@@ -6,6 +6,7 @@ renders them. It never raises for a problem in a file: it collects them all.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ def validate_registry(reg: Registry) -> tuple[list[Problem], dict]:
 
     model_files: dict[str, dict] = {}
     records: dict[str, set[str]] = {}
+    record_files: list[str] = []
     for f in sorted(files):
         parts = f.split("/")
         if parts[0] != "models" or not f.endswith((".yaml", ".yml")):
@@ -96,17 +98,20 @@ def validate_registry(reg: Registry) -> tuple[list[Problem], dict]:
             continue
         counts["records"] += 1
         records.setdefault(model, set()).add(stem)
-        loaded = load(f, "record")
-        if loaded is None:
+        record_files.append(f)
+
+    for f, found, facts in _check_records(reg, record_files):
+        problems.extend(found)
+        if facts is None:
             continue
-        d = loaded.data
-        if d.get("model") != model:
-            problems.append(Problem(f, "$.model", f"model {d.get('model')!r} does not match "
+        model, stem = f.split("/")[1], f.split("/")[2][: -len(".yaml")]
+        if facts["model"] != model:
+            problems.append(Problem(f, "$.model", f"model {facts['model']!r} does not match "
                                     f"the file's folder {model!r}"))
-        if d.get("version") != stem:
-            problems.append(Problem(f, "$.version", f"version {d.get('version')!r} does not "
+        if facts["version"] != stem:
+            problems.append(Problem(f, "$.version", f"version {facts['version']!r} does not "
                                     f"match the file name {stem!r}"))
-        parent = d.get("parent")
+        parent = facts["parent"]
         if parent is not None and f"models/{model}/{parent}.yaml" not in files:
             problems.append(Problem(f, "$.parent", f"parent version {parent!r} does not exist"))
 
@@ -159,6 +164,60 @@ def validate_registry(reg: Registry) -> tuple[list[Problem], dict]:
 
     problems.sort(key=lambda p: (p.file, p.path))
     return problems, counts
+
+
+# Below this many records one process is faster than starting workers.
+PARALLEL_MIN = 500
+
+
+def _check_record(shown: str, raw: bytes | None) -> tuple[list[Problem], dict | None]:
+    """Check one record's bytes: (problems, the facts cross-checks need, None if invalid)."""
+    from mlreg.records import load_document
+
+    if raw is None:
+        return [Problem(shown, "$", "cannot be read")], None
+    try:
+        data = load_document(raw, shown, "record").data
+    except InputError as exc:
+        return _problems_of(exc, shown), None
+    return [], {"model": data.get("model"), "version": data.get("version"),
+                "parent": data.get("parent")}
+
+
+def _check_chunk(items: list[tuple[str, str, bytes | None]]) -> list:
+    return [(f, *_check_record(shown, raw)) for f, shown, raw in items]
+
+
+def _check_records(reg: Registry, record_files: list[str]) -> list:
+    """Schema-check every record; on big registries, spread the parsing over the CPU cores.
+
+    Parsing YAML is CPU-bound and records are independent, so a process pool scales with the
+    cores; bytes are read in this process (a git source has one cat-file pipe) and shipped over.
+    """
+    items = []
+    for f in record_files:
+        try:
+            raw = reg.read_bytes(f)
+        except InputError as exc:
+            items.append((f, None, exc))
+            continue
+        items.append((f, reg.source.display(f), raw))
+    errors = [(f, _problems_of(exc, f), None) for f, _, exc in items if _ is None]
+    todo = [(f, shown, raw) for f, shown, raw in items if shown is not None]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(todo) < PARALLEL_MIN or workers < 2:
+        return errors + _check_chunk(todo)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(50, len(todo) // (workers * 4))
+    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        out = errors
+        for part in pool.map(_check_chunk, chunks):
+            out.extend(part)
+    return out
 
 
 def _has_schema(kind: str) -> bool:
