@@ -27,6 +27,8 @@ Policy format (``mlreg/policy/v1``; ``mlreg schema policy`` prints the JSON Sche
          target: {value: 1.0, tolerance: 0.02}}
       - {id: floor, metric: auc, slices: all, min: 0.7, use_interval: true, min_slice_size: 500}
       - {id: fairness, metric: precision, threshold: 0.5, max_group_gap: 0.02, groups: [age_band]}
+      - {id: ranking, metric: ndcg, k: 20, slices: {column: surface},
+         change: {min_absolute: -0.01}, use_interval: true}
       - {id: mobile-size, type: artifact_size, target: mobile, max_mb: 500}
       - {id: latency, type: latency, max_p99_ms: 100, hardware: c6i.2xlarge}
       - {id: lineage, type: lineage, require: [code, data, seeds], immutable_data: true,
@@ -69,8 +71,10 @@ Semantics (each is tested in ``tests/gates``):
   for it fails.
 * Latency: the record's ``operational.latency.p99_ms``; measured on other hardware than the
   policy's reference hardware fails with that reason (a measurement, not recomputable).
-* Metric numbers are recomputed from the predictions of both models, joined on the id column;
-  numbers typed into a record are never used for metric gates.
+* Metric numbers are recomputed by the metrics engine (:func:`mlreg.metrics.evaluate_predictions`)
+  from the predictions of both models, joined on the id column (same ids, same labels, same
+  evaluation snapshot, or the baseline is "not comparable"); numbers typed into a record are
+  never used for metric gates. Thresholded metrics take ``threshold``, ranking metrics ``k``.
 """
 
 from __future__ import annotations

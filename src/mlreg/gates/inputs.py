@@ -31,7 +31,6 @@ __all__ = [
     "Subject",
     "Promotion",
     "OVERALL",
-    "slice_key",
     "parse_slice_key",
 ]
 
@@ -42,17 +41,9 @@ MODES: tuple[str, ...] = ("promotion", "rollback", "bootstrap")
 OVERALL = "overall"
 
 
-def slice_key(parts: Mapping[str, Any] | list[tuple[str, Any]]) -> str:
-    """``{"country": "US", "device": "ios"}`` -> ``"country=US,device=ios"`` (columns in the
-    order given; the metrics engine's naming); no parts -> ``"overall"``."""
-    items = list(parts.items()) if isinstance(parts, Mapping) else list(parts)
-    if not items:
-        return OVERALL
-    return ",".join(f"{c}={v}" for c, v in items)
-
-
 def parse_slice_key(key: str) -> tuple[tuple[str, str], ...]:
-    """Inverse of :func:`slice_key`: ``"country=US,device=ios"`` -> ``(("country", "US"), ...)``.
+    """A slice name as the metrics engine writes it, split: ``"country=US,device=ios"`` ->
+    ``(("country", "US"), ("device", "ios"))``; ``"overall"`` -> ``()``.
 
     The first ``=`` of each part separates column from value.
     """
