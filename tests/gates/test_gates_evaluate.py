@@ -589,3 +589,16 @@ def test_top_n_competes_only_among_the_models_slice_columns() -> None:
     assert [x.item for x in rows(r)] == ["country=US", "country=GB"]
     r = decide(policy(gate), evidence(values, sizes=sizes), model_info={})
     assert [x.item for x in rows(r)] == ["age_band=30-49", "country=US"]
+
+
+def test_oversized_strings_anywhere_still_give_a_valid_result() -> None:
+    huge = "x" * 10_000
+    cand = subject(artifacts=[{"name": "model", "uri": "s/" + huge, "sha256": "0" * 64,
+                               "size": 1, "target": "server"}],
+                   evaluation={"snapshot": {"uri": "s3://" + huge, "immutable": False}})
+    check = FileCheck("candidate", "model", "s/" + huge, "0" * 64, 1, None, None, huge)
+    promo = Promotion("fraud", "127", service="fraud-scoring", target="t" * 500)
+    r = evaluate(policy(LINEAGE, AUC_UPLIFT), cand, None,
+                 evidence(unavailable=huge, baseline_problem=huge, engine=huge),
+                 Verification((check,)), promotion=promo, model_info=FRAUD_INFO)
+    validate_result(r.to_json_dict())

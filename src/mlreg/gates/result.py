@@ -224,17 +224,22 @@ class GateResult:
             "tool": _text(self.tool, 64),
             "verdict": self.verdict,
             "mode": self.mode,
-            "promotion": {k: (_text(v, MAX_NAME) if isinstance(v, str) else v)
-                          for k, v in self.promotion.items()},
+            "promotion": _capped(self.promotion, {"target": 64}, MAX_NAME),
             "candidate": self.candidate.to_dict(),
             "baseline": self.baseline.to_dict() if self.baseline else None,
-            "policy": {"sha256": self.policy_sha256, "sources": self.policy_sources[:20]},
-            "files": self.files[:200],
-            "evaluation": dict(self.evaluation),
+            "policy": {"sha256": self.policy_sha256,
+                       "sources": [_capped(x, {}, MAX_NAME) for x in self.policy_sources[:20]]},
+            "files": [_capped(f, {"name": 128, "uri": 2048}, MAX_TEXT) for f in self.files[:200]],
+            "evaluation": _capped(self.evaluation, {"engine": 128, "snapshot": 2048}, MAX_TEXT),
             "summary": self.summary(),
             "notes": [_text(n) for n in self.notes[:50]],
             "gates": [g.to_dict() for g in self.gates[:MAX_GATES]],
         }
+
+
+def _capped(d: Mapping[str, Any], caps: Mapping[str, int], default: int) -> dict:
+    """``d`` with every string cut to the length the schema allows for its key."""
+    return {k: _text(v, caps.get(k, default)) if isinstance(v, str) else v for k, v in d.items()}
 
 
 def validate_result(doc: Any, path: str = "<result>") -> None:
