@@ -263,12 +263,10 @@ def _metric_gate(gate: Mapping[str, Any], ctx: _Ctx) -> GateOutcome:
         # Shown, not judged: which slices the rule would apply to, with the candidate's values.
         for key in keys:
             s = evidence.slices.get(key)
-            est = evidence.candidate.get((metric, thr, key))
-            out.rows.append(Row(item=key, kind="slice", verdict="skip",
-                                reason=ctx.bootstrap_reason, n=s.n if s else None,
-                                weight=s.weight if s else None,
-                                candidate=est.value if est else None,
-                                candidate_interval=est.interval if est else None))
+            row = Row(item=key, kind="slice", verdict="skip", reason=ctx.bootstrap_reason,
+                      n=s.n if s else None, weight=s.weight if s else None)
+            _fill_values(row, evidence, metric, thr, key)
+            out.rows.append(row)
         out.matched = len(keys)
         out.verdict = "skip"
         out.reason = ctx.bootstrap_reason
