@@ -97,8 +97,10 @@ def test_engine_matches_reference(n, k, weighted, ties, ctr, piece):
                 ref = B.paired_delta(name, yy, sa[m], sb[m], ww, threshold=t or 0.5,
                                      buckets=bk, replicates=REPS, n_buckets=NB)
                 dc = out.models["cand"].deltas[key]
+                # the sandwich uses the Hessian of the last Newton iterate (step < 1e-7)
+                tol = 1e-6 if name.startswith("calibration") else 1e-8
                 for attr in ("value", "lo", "hi"):
-                    if not _close(getattr(dc, attr)[j], getattr(ref, attr)):
+                    if not _close(getattr(dc, attr)[j], getattr(ref, attr), tol):
                         bad.append((j, "delta", key, attr, getattr(dc, attr)[j],
                                     getattr(ref, attr)))
     assert not bad, bad[:10]

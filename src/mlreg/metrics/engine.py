@@ -27,6 +27,7 @@ All numbers agree with :mod:`mlreg.metrics.binary` to rounding (tested).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 PIECE_ROWS = 1 << 16
-NEWTON_TOL = 1e-9
+NEWTON_TOL = 1e-7  # on the step; quadratic convergence leaves an error ~ step**2
 NEWTON_MAX_ITER = 50
 DENSE_ECE_CELLS = 1 << 23
 _ETA_CLIP = 700.0
@@ -137,8 +138,8 @@ class ModelData:
     """One model's scores prepared once: global score order and packed sorted records.
 
     ``rec[:, 0]`` holds the sorted scores' bits, ``rec[:, 1]`` the row index (bits 0-31), bucket
-    (32-47), label (48) and the baseline's prediction at threshold ``j`` (bit 49 + j);
-    ``rec[:, 2]`` the weights' bits when weighted.
+    (32-47), label (48) and the baseline's prediction at threshold ``j`` (bit 49 + j); then the
+    weights' bits (``wcol``) when weighted and the logits' bits (``xcol``) when calibrating.
     """
 
     def __init__(self, name: str, score: np.ndarray, label: np.ndarray,
@@ -149,21 +150,25 @@ class ModelData:
         n = score.shape[0]
         perm = sort_permutation(score)
         self.perm = perm.astype(np.int32) if n < 2**31 else perm
-        cols = 2 if weight is None else 3
+        cols = 2 + (weight is not None) + need_logit
         rec = np.empty((n, cols), dtype=np.uint64)
-        ps = score[perm]
+        ps = np.take(score, perm)
         rec[:, 0] = ps.view(np.uint64)
         q = perm.astype(np.uint64)
         if buckets is not None:
-            q |= buckets[perm].astype(np.uint64) << _BUCKET_SHIFT
-        q |= label[perm].astype(np.uint64) << _Y_SHIFT
+            q |= np.take(buckets, perm).astype(np.uint64) << _BUCKET_SHIFT
+        q |= np.take(label, perm).astype(np.uint64) << _Y_SHIFT
         for j, pred in enumerate(base_pred):
-            q |= pred[perm].astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
+            q |= np.take(pred, perm).astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
         rec[:, 1] = q
+        self.wcol = self.xcol = None
         if weight is not None:
-            rec[:, 2] = weight[perm].view(np.uint64)
+            self.wcol = 2
+            rec[:, 2] = np.take(weight, perm).view(np.uint64)
+        if need_logit:
+            self.xcol = cols - 1
+            rec[:, self.xcol] = B.logit(ps).view(np.uint64)
         self.rec = rec
-        self.xs = B.logit(ps) if need_logit else None
 
 
 @dataclass
@@ -195,7 +200,8 @@ class ModelOutput:
     reliability: dict[str, np.ndarray] = field(default_factory=dict)
     cells: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     theta: np.ndarray | None = None
-    rows: np.ndarray | None = None  # baseline only, while its slicing runs
+    rows: np.ndarray | None = None  # baseline only, while its slicing runs: per-row values
+    inv: np.ndarray | None = None  # in partition order, and row -> partition position
     row_cols: dict[str, int] = field(default_factory=dict)
     ece_reps: np.ndarray | None = None
 
@@ -324,6 +330,7 @@ class Engine:
         self.reps = (poisson_replicates(settings.seed, settings.replicates, settings.n_buckets)
                      if self.do_ece else None)
         self.models: dict[str, ModelData] = {}
+        self._scratch = _Scratch()
 
     def prepare(self, name: str) -> ModelData:
         """Sort one model (thread-safe; call for every model before :meth:`run`)."""
@@ -360,7 +367,7 @@ class Engine:
             if self.paired and is_base:
                 base_out = out
         for out in outputs.values():
-            out.rows = None
+            out.rows = out.inv = None
         return SlicingOutput(slicing, st, outputs)
 
     # ------------------------------------------------------------------ pieces
@@ -400,27 +407,31 @@ class Engine:
                    warm: np.ndarray | None, base: ModelOutput | None,
                    keep: bool) -> ModelOutput:
         K = st.K
+        n = self.n
         weighted = self.w is not None
+        sc = self._scratch
         if slicing.codes is None or K == 1:
             rec = md.rec
-            X = md.xs
         else:
-            gs = slicing.codes[md.perm]
+            gs = np.take(slicing.codes, md.perm)
             order = np.argsort(gs, kind="stable")
             del gs
-            rec = np.take(md.rec, order, axis=0)
+            rec = np.take(md.rec, order, axis=0, out=sc.get("rec", md.rec.shape, np.uint64))
             del order
-            X = None
         P = rec[:, 0].view(np.float64)
         Q = rec[:, 1]
-        Wc = np.ascontiguousarray(rec[:, 2].view(np.float64)) if weighted else None
+        Wc = None
+        if weighted:
+            Wc = sc.get("w", (n,), np.float64)
+            np.copyto(Wc, rec[:, md.wcol].view(np.float64))
         pieces = self._pieces(st.starts, P)
         do_cal = "calibration" in want
-        Y8 = None
+        X = Y8 = None
         if do_cal:
-            if X is None:
-                X = B.logit(P)
-            Y8 = ((Q >> _Y_SHIFT) & np.uint64(1)).astype(np.int8)
+            X = sc.get("x", (n,), np.float64)
+            np.copyto(X, rec[:, md.xcol].view(np.float64))
+            Y8 = sc.get("y8", (n,), np.int8)
+            np.copyto(Y8, ((Q >> _Y_SHIFT) & np.uint64(1)).astype(np.int8))
         out = ModelOutput()
         self._finish_counts(out, st)
         cal = None
@@ -475,22 +486,29 @@ class Engine:
         prev_step = np.zeros((K, 2))
         prev_ll = np.full(K, -np.inf)
         scale = np.ones(K)
-        for _ in range(NEWTON_MAX_ITER):
+        for it in range(NEWTON_MAX_ITER):
             if not active.any():
                 break
+            # the log-likelihood guards against overshooting: it is computed on the first pass
+            # and after large steps; in the quadratic regime (small steps) it is skipped
+            big = np.abs(prev_step).max(axis=1) >= 0.1
+            want_ll = it == 0 or bool((active & big).any())
             sums = np.zeros((K, 6))
             for pc in pieces:
                 if active[pc.k0:pc.k1].any():
-                    self._newton_sums(pc, theta, X, Y8, Wc, sums)
+                    self._newton_sums(pc, theta, X, Y8, Wc, sums, want_ll)
             h00, h01, h11, g0, g1, ll = sums.T
-            # damped Newton: a step that lowered the log-likelihood is halved and retried
-            worse = active & ~(ll >= prev_ll - 1e-12 * np.maximum(1.0, np.abs(prev_ll)))
+            if not want_ll:
+                ll = np.full(K, np.nan)
+            # damped Newton: a large step that lowered the log-likelihood is halved and retried
+            check = active & big & np.isfinite(prev_ll) & np.isfinite(ll)
+            worse = check & (ll < prev_ll - 1e-12 * np.maximum(1.0, np.abs(prev_ll)))
             worse &= scale > 1e-10
             if worse.any():
                 scale[worse] *= 0.5
                 theta[worse] = prev_theta[worse] + scale[worse, None] * prev_step[worse]
             det = h00 * h11 - h01 * h01
-            ok = active & ~worse & np.isfinite(det) & (det > 0) & np.isfinite(ll)
+            ok = active & ~worse & np.isfinite(det) & (det > 0) & ~(want_ll & ~np.isfinite(ll))
             with np.errstate(divide="ignore", invalid="ignore"):
                 s0 = (h11 * g0 - h01 * g1) / np.where(ok, det, 1.0)
                 s1 = (h00 * g1 - h01 * g0) / np.where(ok, det, 1.0)
@@ -532,7 +550,7 @@ class Engine:
                 "Hf": np.zeros((K, 3)), "dphi": np.zeros((K, 2))}
 
     @staticmethod
-    def _newton_sums(pc: _Piece, theta, X, Y8, Wc, sums) -> None:
+    def _newton_sums(pc: _Piece, theta, X, Y8, Wc, sums, want_ll: bool = True) -> None:
         """Add (H00, H01, H11, g0, g1, loglik) of every slice in the piece to ``sums``."""
         a, b, k0, k1 = pc.a, pc.b, pc.k0, pc.k1
         x = X[a:b]
@@ -541,15 +559,18 @@ class Engine:
         mu, e = _expit_parts(eta)
         v = e * mu * mu  # mu (1 - mu)
         r = yf - mu
-        # log-likelihood y*eta - log(1 + exp(eta)) = (y - 1) * eta - log1p(exp(-eta))
-        np.log1p(e, out=e)
-        lrow = (yf - 1.0) * eta
-        lrow -= e
+        lrow = None
+        if want_ll:
+            # log-likelihood y*eta - log(1 + exp(eta)) = (y - 1) * eta - log1p(exp(-eta))
+            np.log1p(e, out=e)
+            lrow = (yf - 1.0) * eta
+            lrow -= e
         if Wc is not None:
             wv = Wc[a:b]
             v *= wv
             r *= wv
-            lrow *= wv
+            if lrow is not None:
+                lrow *= wv
         vx = v * x
         sl = slice(k0, k1)
         sums[sl, 0] += pc.S(v)
@@ -559,7 +580,8 @@ class Engine:
         sums[sl, 3] += pc.S(r)
         r *= x
         sums[sl, 4] += pc.S(r)
-        sums[sl, 5] += pc.S(lrow)
+        if lrow is not None:
+            sums[sl, 5] += pc.S(lrow)
 
     # ------------------------------------------------------------------ main pass
 
@@ -621,7 +643,12 @@ class Engine:
                          ("p", bool(means))):
             if on:
                 row_cols[name] = len(row_cols)
-        rows = np.empty((n, len(row_cols))) if keep and row_cols else None
+        rows = (self._scratch.get("rows", (n, len(row_cols)), np.float64)
+                if keep and row_cols else None)
+        if rows is not None:
+            # row -> position in this (baseline) partition order, for the others' gathers
+            inv = self._scratch.get("inv", (n,), np.int32 if n < 2**31 else np.int64)
+            np.put(inv, (Q & _IDX_MASK).astype(np.intp), np.arange(n, dtype=inv.dtype))
         bcols = base.row_cols if paired else {}
 
         for pc in pieces:
@@ -641,7 +668,8 @@ class Engine:
             else:
                 w = w2 = None
                 yw = yf
-            brow = base.rows[idx] if paired and base.rows is not None else None
+            brow = (np.take(base.rows, np.take(base.inv, idx), axis=0)
+                    if paired and base.rows is not None else None)
             mine: dict[str, np.ndarray] = {}
             # ---- prefix counts (integer) and weights
             CPi = np.zeros(m + 1, dtype=np.int64)
@@ -800,7 +828,7 @@ class Engine:
             if do_cal:
                 self._calibration_piece(cal, st, pc, X[a:b], yf, w, w2, mine, brow, bcols)
             if rows is not None:
-                rows[idx] = np.column_stack([mine[name] for name in row_cols])
+                rows[a:b] = np.column_stack([mine[name] for name in row_cols])
 
         if do_auc:
             self._finish_auc(out, st, acc, base)
@@ -826,6 +854,7 @@ class Engine:
         if keep:
             out.rows = rows
             out.row_cols = row_cols
+            out.inv = inv if rows is not None else None
 
     @staticmethod
     def _moments4(dst, sl, pc, V, yf, w2) -> None:
@@ -1203,6 +1232,19 @@ class Engine:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _Scratch(threading.local):
+    """Large per-slicing buffers, reused across slicings (per thread): fresh multi-hundred-MB
+    allocations cost page faults every time."""
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        buf = self.__dict__.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
+            self.__dict__.pop(name, None)
+            buf = np.empty(shape, dtype=dtype)
+            self.__dict__[name] = buf
+        return buf
 
 
 def _block_end(P: np.ndarray, b: int, end: int) -> int:
