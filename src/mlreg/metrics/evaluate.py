@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -187,7 +186,7 @@ def evaluate_predictions(
     thresholds = sorted({r.threshold for r in requests + group_requests
                          if r.threshold is not None})
     want = frozenset(_KERNEL[r.name] for r in requests + group_requests if r.name in _KERNEL)
-    n_jobs = max(1, min(os.cpu_count() or 1, 2) if n_jobs is None else int(n_jobs))
+    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
 
     with _blas_limit():
         return _Evaluation(
@@ -293,27 +292,39 @@ class _Evaluation:
                 n_buckets=self.n_buckets)
             eng = Engine(self.y, self.w, self.scores, self.baseline, settings, self.buckets)
             self.engine = eng
-            with ThreadPoolExecutor(self.n_jobs) as ex:
-                list(ex.map(eng.prepare, self.models))
+            gwant = frozenset(_KERNEL[r.name] for r in self.group_requests if r.name in _KERNEL)
+            group_slicings = {(i, gc): self._group_slicing(sl, gc)
+                              for i, sl in enumerate(slicings) for gc in self.group_columns}
+            if self.n_jobs == 1:
+                for m in self.models:
+                    eng.prepare(m)
                 outputs[0] = eng.run(slicings[0])
-                warm = {m: o.theta[0] for m, o in outputs[0].models.items()
-                        if o.theta is not None}
-                futures = {i: ex.submit(eng.run, sl, warm) for i, sl in enumerate(slicings)
-                           if i > 0}
-                gwant = frozenset(_KERNEL[r.name] for r in self.group_requests
-                                  if r.name in _KERNEL)
-                gfut = {}
-                for i, sl in enumerate(slicings):
-                    for gc in self.group_columns:
-                        gsl, combos = self._group_slicing(sl, gc)
-                        gfut[(i, gc)] = (ex.submit(eng.run, gsl, warm, gwant), combos)
-                for i, f in futures.items():
-                    outputs[i] = f.result()
-                for key, (f, combos) in gfut.items():
-                    group_outputs[key] = (f.result(), combos)
+                warm = self._warm(outputs[0])
+                for i in range(1, len(slicings)):
+                    outputs[i] = eng.run(slicings[i], warm)
+                for key, (gsl, combos) in group_slicings.items():
+                    group_outputs[key] = (eng.run(gsl, warm, gwant), combos)
+            else:
+                with ThreadPoolExecutor(self.n_jobs) as ex:
+                    list(ex.map(eng.prepare, self.models))
+                    outputs[0] = eng.run(slicings[0])
+                    warm = self._warm(outputs[0])
+                    futures = {i: ex.submit(eng.run, sl, warm)
+                               for i, sl in enumerate(slicings) if i > 0}
+                    gfut = {key: (ex.submit(eng.run, gsl, warm, gwant), combos)
+                            for key, (gsl, combos) in group_slicings.items()}
+                    for i, f in futures.items():
+                        outputs[i] = f.result()
+                    for key, (f, combos) in gfut.items():
+                        group_outputs[key] = (f.result(), combos)
         ranking = self._ranking(slicings)
         customs = self._custom(slicings, custom)
         return self._assemble(slicings, outputs, group_outputs, ranking, customs)
+
+    @staticmethod
+    def _warm(out: SlicingOutput) -> dict[str, np.ndarray]:
+        """The overall calibration fit of every model, to start the slices' fits from."""
+        return {m: o.theta[0] for m, o in out.models.items() if o.theta is not None}
 
     def _group_slicing(self, sl: Slicing, column: str) -> tuple[Slicing, np.ndarray]:
         if column not in self._factorized:
