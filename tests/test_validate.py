@@ -58,3 +58,11 @@ def test_fast_and_explaining_validators_agree(edits, drops) -> None:
             doc["extra"] = 1
     slow_valid = not list(_validator("record").iter_errors(doc))
     assert _fast_validator("record").is_valid(doc) == slow_valid
+
+
+def test_policy_problems_beyond_the_schema_are_reported(example_registry: Path) -> None:
+    pol = example_registry / "policies/fraud.yaml"
+    pol.write_text(pol.read_text() + "remove: [no-such-gate]\n")
+    found = _problems(example_registry)
+    assert [p["file"] for p in found] == ["policies/fraud.yaml"]
+    assert "no-such-gate" in found[0]["message"]

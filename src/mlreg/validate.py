@@ -145,18 +145,28 @@ def validate_registry(reg: Registry) -> tuple[list[Problem], dict]:
                 problems.append(Problem(manifest, f"{base}.canary",
                                         "the canary version is the stable version"))
 
+    policy_docs: dict[str, dict] = {}
     for f in reg.policy_files():
         counts["policies"] += 1
-        if _has_schema("policy"):
-            load(f, "policy")
-        else:
-            try:
-                from mlreg.yamlio import load_yaml_text
+        try:
+            from mlreg.gates.policy import check_policy
+            from mlreg.yamlio import load_yaml_text
 
-                raw = reg.read_bytes(f) or b""
-                load_yaml_text(raw, f)
-            except InputError as exc:
-                problems.extend(_problems_of(exc, f))
+            loaded_policy = load_yaml_text(reg.read_bytes(f) or b"", f)
+            check_policy(loaded_policy.data, f)
+            policy_docs[f] = loaded_policy.data
+        except InputError as exc:
+            problems.extend(_problems_of(exc, f))
+    default_doc = policy_docs.get("policies/default.yaml")
+    for f, doc in sorted(policy_docs.items()):
+        if f == "policies/default.yaml":
+            continue
+        try:
+            from mlreg.gates.policy import merge_policies
+
+            merge_policies(default_doc, doc, model_path=f)
+        except InputError as exc:
+            problems.extend(_problems_of(exc, f))
     policy_models = {f.split("/")[1][: -len(".yaml")] for f in reg.policy_files()}
     for pm in sorted(policy_models - {"default"} - set(model_files)):
         problems.append(Problem(f"policies/{pm}.yaml", "$",
