@@ -1,0 +1,195 @@
+"""Reading history from git in bulk: one ``git log`` pass, one ``git cat-file --batch`` process.
+
+:func:`log_changes` walks the first-parent chain of a revision (the history of ``main`` as it
+landed: squash merges, merge commits and direct pushes alike) in commit order, oldest first, and
+returns for each commit that touched the given paths its metadata and the raw list of changed
+files with their old and new blob ids. Merge commits are diffed against their first parent
+(``--diff-merges=first-parent``), which is exactly "what this merge changed on main". Commit
+dates are carried along for display and for ``--at`` queries; they never order anything.
+
+Blob contents are read through one :class:`BlobReader` (``git cat-file --batch``), so reading
+2,000 manifest versions costs one process, not 2,000.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+from mlreg.errors import GitError
+from mlreg.gitio import git
+
+__all__ = ["Change", "Commit", "log_changes", "chain_dates", "side_commits", "BlobReader"]
+
+_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+# Header fields of one commit, each NUL-terminated (the message is the last).
+_FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B%x00"
+_FIELDS = 9
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed file of a commit: status A (added), M, D, T; blob ids None when absent."""
+
+    status: str
+    path: str
+    old_blob: str | None
+    new_blob: str | None
+
+
+@dataclass
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    author_email: str
+    author_date: str
+    committer: str
+    committer_email: str
+    commit_date: str
+    message: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0].strip()
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+def _blob(text: str) -> str | None:
+    return None if not text.strip("0") else text
+
+
+def parse_log(raw: bytes) -> list[Commit]:
+    """Parse the output of ``git log -z --raw --format=_FORMAT`` (see :func:`log_changes`)."""
+    tokens = raw.split(b"\0")
+    out: list[Commit] = []
+    i, n = 0, len(tokens)
+    current: Commit | None = None
+    while i < n:
+        tok = tokens[i]
+        if tok.startswith(b"\x01"):
+            head = [tok[1:]] + tokens[i + 1: i + _FIELDS]
+            if len(head) < _FIELDS:
+                raise GitError("git log output ended in the middle of a commit header")
+            f = [h.decode("utf-8", "replace") for h in head]
+            current = Commit(sha=f[0], parents=tuple(f[1].split()), author=f[2],
+                             author_email=f[3], author_date=f[4], committer=f[5],
+                             committer_email=f[6], commit_date=f[7], message=f[8])
+            out.append(current)
+            i += _FIELDS
+            continue
+        tok = tok.lstrip(b"\n")
+        if tok.startswith(b":") and current is not None:
+            meta = tok[1:].split()
+            path = tokens[i + 1].decode("utf-8", "surrogateescape") if i + 1 < n else ""
+            # meta: old_mode new_mode old_blob new_blob status
+            current.changes.append(Change(meta[4].decode()[:1], path, _blob(meta[2].decode()),
+                                          _blob(meta[3].decode())))
+            i += 2
+            continue
+        i += 1
+    return out
+
+
+def log_changes(repo: str, rev: str, paths: list[str]) -> list[Commit]:
+    """Every commit on the first-parent chain of ``rev`` that changed one of ``paths``
+    (relative to ``repo``), oldest first, with its changed files.
+
+    One ``git log`` process. Renames are reported as a delete and an add (records never move).
+    """
+    proc = git(repo, "log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--raw",
+               "-z", "--no-renames", "--no-abbrev", "--relative", f"--format={_FORMAT}",
+               "--end-of-options", rev, "--", *paths)
+    return parse_log(proc.stdout)
+
+
+def chain_dates(repo: str, rev: str) -> list[tuple[str, int]]:
+    """(commit, committer time as a Unix timestamp) along the first-parent chain, oldest first."""
+    proc = git(repo, "log", "--first-parent", "--reverse", "--format=%H %ct", "--end-of-options",
+               rev)
+    out = []
+    for line in proc.stdout.decode().splitlines():
+        sha, _, ts = line.partition(" ")
+        out.append((sha, int(ts)))
+    return out
+
+
+def side_commits(repo: str, rev: str, chain: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each merge commit on the chain, the commits it brought in (newest first) with their
+    messages: ``{merge: [(sha, message), ...]}``. One ``git log`` over the whole history.
+
+    Used to find a revert (and its reason) made on a branch that landed through a merge commit,
+    and to map a reverted branch commit to the merge that put it on main.
+    """
+    proc = git(repo, "log", "--topo-order", "--format=%x01%H%x00%P%x00%B%x00", "--end-of-options",
+               rev)
+    parents: dict[str, list[str]] = {}
+    messages: dict[str, str] = {}
+    for chunk in proc.stdout.split(b"\x01")[1:]:
+        parts = chunk.split(b"\0")
+        if len(parts) < 3:
+            continue
+        sha = parts[0].decode()
+        parents[sha] = parts[1].decode().split()
+        messages[sha] = parts[2].decode("utf-8", "replace")
+    out: dict[str, list[tuple[str, str]]] = {}
+    seen: set[str] = set()
+    for merge in chain:
+        ps = parents.get(merge, [])
+        if len(ps) < 2:
+            continue
+        stack = list(ps[1:])
+        found: list[tuple[str, str]] = []
+        while stack:
+            c = stack.pop()
+            if c in chain or c in seen or c not in parents:
+                continue
+            seen.add(c)
+            found.append((c, messages.get(c, "")))
+            stack.extend(parents[c])
+        out[merge] = found
+    return out
+
+
+class BlobReader:
+    """Blob contents through one long-lived ``git cat-file --batch`` process."""
+
+    def __init__(self, repo: str) -> None:
+        self.repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def read(self, blob: str) -> bytes:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_ENV})
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(blob.encode() + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise GitError(f"git cat-file could not read blob {blob}")
+        data = self._proc.stdout.read(int(header[2]))
+        self._proc.stdout.read(1)
+        return data
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
