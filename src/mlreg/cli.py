@@ -40,6 +40,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Compute slice metrics from a predictions file (no registry needed)."),
     "gate": ("mlreg.commands.gate", "gate_cmd",
              "Evaluate a promotion against its baseline under the registry's policies."),
+    # the pull-request flow
+    "report": ("mlreg.commands.flow", "report_cmd",
+               "Post a gate result as the one sticky comment on a pull request."),
+    "promote": ("mlreg.commands.flow", "promote_cmd",
+                "Open a promotion: a branch, one manifest commit, a push, a pull request."),
+    "rollback": ("mlreg.commands.flow", "rollback_cmd",
+                 "Open a rollback: revert the commit that put a service's version in place."),
+    "codeowners": ("mlreg.commands.flow", "codeowners_cmd",
+                   "Regenerate .github/CODEOWNERS from mlreg.yaml and the models' owners."),
 }
 
 
