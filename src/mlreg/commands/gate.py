@@ -159,8 +159,12 @@ def _write(path: str, text: str) -> None:
 
 
 @click.command("gate")
-@click.option("--candidate", required=True, metavar="MODEL@VERSION",
+@click.option("--candidate", default=None, metavar="MODEL@VERSION",
               help="The version to promote (MODEL@latest works too).")
+@click.option("--base", "base_rev", default=None, metavar="REV",
+              help="PR mode (with --head): gate everything REV..HEAD changes, read from git.")
+@click.option("--head", "head_rev", default=None, metavar="REV",
+              help="PR mode: the revision under review (e.g. the PR's merge commit).")
 @click.option("--baseline", default=None, metavar="MODEL@VERSION",
               help="Compare with this version (default: what the service serves).")
 @click.option("--service", default=None, metavar="SERVICE",
@@ -178,7 +182,8 @@ def _write(path: str, text: str) -> None:
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",
               help="Write the Markdown report (the PR comment); '-' for stdout.")
 @click.option("--all-rows", is_flag=True, help="Show every passing row in the terminal table.")
-def gate_cmd(candidate: str, baseline: str | None, service: str | None, mode: str,
+def gate_cmd(candidate: str | None, base_rev: str | None, head_rev: str | None,
+             baseline: str | None, service: str | None, mode: str,
              canary: float | None, registry: str, rev: str | None, json_path: str | None,
              markdown_path: str | None, all_rows: bool) -> None:
     """Evaluate promoting --candidate under the registry's policies (policies/default.yaml
@@ -190,7 +195,17 @@ def gate_cmd(candidate: str, baseline: str | None, service: str | None, mode: st
     \b
     mlreg gate --candidate fraud@127 --service fraud-scoring --markdown report.md
     mlreg gate --candidate fraud@128 --baseline fraud@127 --json result.json
+    mlreg gate --base origin/main --head HEAD --json result.json   # a whole PR
     """
+    if base_rev or head_rev:  # the PR flow: mlreg.commands.flow
+        if candidate:
+            raise click.UsageError("--candidate or --base/--head, not both")
+        from mlreg.commands.flow import run_pr_gate
+
+        run_pr_gate(registry, base_rev, head_rev, json_path, markdown_path)
+        return
+    if not candidate:
+        raise click.UsageError("name --candidate MODEL@VERSION, or --base REV --head REV")
     from mlreg.gates.result import validate_result
     from mlreg.gates.run import gate_promotion
     from mlreg.reports.markdown import render_markdown
