@@ -238,3 +238,73 @@ def online_cmd(name: str, experiment: str, service: str | None, metrics: tuple[s
     click.echo(f"wrote {path}: {doc['model']}@{doc['version']} on {doc['service']}: "
                f"{metrics_text}")
     click.echo("commit it in a pull request; results are append-only")
+
+
+@click.command("audit")
+@click.argument("name", metavar="MODEL@VERSION | SERVICE")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md",
+              show_default=True, help="Report format.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE instead of standard output.")
+@click.option("--rev", default=None, metavar="REV", help=_REV_HELP)
+@click.option("--no-verify", is_flag=True, help="Do not re-hash artifacts and snapshots.")
+@click.option("--no-gates", is_flag=True, help="Do not re-derive the gate decisions.")
+@registry_option
+def audit_cmd(name: str, fmt: str, out_path: str | None, rev: str | None, no_verify: bool,
+              no_gates: bool, registry: str) -> None:
+    """An audit report for a version: data provenance with snapshot identities and their
+    verification, the gate decisions re-derived from git (policy digest, gates, slices,
+    fairness), the approvals (PR reviews through the forge when configured; merge commit and
+    committer otherwise), deployment events, rollbacks and online results.
+    """
+    from mlreg.history.audit import audit_version, render_html, render_markdown
+
+    report = audit_version(registry, name, rev=rev, verify=not no_verify, gates=not no_gates)
+    text = (to_json(report) + "\n" if fmt == "json" else
+            render_html(report) if fmt == "html" else render_markdown(report))
+    if out_path:
+        with open(out_path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {out_path}")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("dashboard")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the site into (new, empty, or an earlier dashboard).")
+@click.option("--rev", default=None, metavar="REV",
+              help="Show the registry at this revision instead of the working tree.")
+@click.option("--gates", is_flag=True,
+              help="Re-derive the gate decisions behind what every service serves now.")
+@click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False,
+                                                                         exists=True),
+              help="A directory of gate result JSON files (mlreg/result/v1) to show.")
+@click.option("--calibration", "calibration_versions", type=click.IntRange(min=0), default=3,
+              show_default=True,
+              help="Reliability plots for the versions serving now and this many latest "
+                   "versions per binary model (0: none).")
+@registry_option
+@json_option
+def dashboard_cmd(out_dir: str, rev: str | None, gates: bool, results_dir: str | None,
+                  calibration_versions: int, registry: str, as_json: bool) -> None:
+    """Generate the static dashboard: deployed now per service and surface, models and
+    versions with their records, metric trends, calibration plots per slice, deployment
+    timelines with rollbacks, online next to offline metrics, data snapshots, lineage links.
+
+    Plain HTML and inline SVG charts: open OUT/index.html from disk or publish OUT on
+    GitHub Pages; no server, no scripts, no network.
+    """
+    from mlreg.history.dashboard import build_dashboard
+
+    summary = build_dashboard(registry, out_dir, rev=rev, gates=gates, results_dir=results_dir,
+                              calibration_versions=calibration_versions)
+    if as_json:
+        click.echo(to_json(summary.to_dict()))
+        return
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {summary.pages} pages to {summary.out_dir} ({summary.versions} versions, "
+               f"{summary.services} services, {summary.events} events, {summary.calibration} "
+               f"calibration curves, {summary.gate_results} gate results) in "
+               f"{summary.seconds:.1f}s; open {summary.out_dir}/index.html")

@@ -63,8 +63,10 @@ _PR_MERGE = re.compile(r"^Merge pull request #(\d+)\b")
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,64})\b")
 _REVERT_SUBJECT = re.compile(r"^\s*(revert\b|rollback\b|roll back\b|roll-back\b)", re.I)
 _REASON = re.compile(r"^\s*(?:rollback[ -])?reason:\s*(.+)$", re.I)
+# Trailers, and the structured lines ``mlreg promote``/``rollback`` write, are not a reason.
 _TRAILER = re.compile(r"^(Signed-off-by|Co-authored-by|Reviewed-by|Acked-by|Tested-by|"
-                      r"Change-Id|Reported-by|Helped-by|Cc):\s", re.I)
+                      r"Change-Id|Reported-by|Helped-by|Cc|Service|Before|After|Record|Note):\s",
+                      re.I)
 
 
 @dataclass(frozen=True)
