@@ -286,6 +286,20 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / _safe(den), np.nan)
 
 
+def cn_delta(CPi, Ni, ls, le, cut) -> np.ndarray:
+    """Unweighted confusion cells (tn, fn, fp, tp) per slice of a piece from prefix counts."""
+    return np.stack([Ni[cut] - Ni[ls], CPi[cut] - CPi[ls], Ni[le] - Ni[cut],
+                     CPi[le] - CPi[cut]], axis=1).astype(np.float64)
+
+
+def _centered(m2: np.ndarray, m1: np.ndarray, w2: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``sum w2 (v - c)^2`` from raw moments ``sum w2 v^2`` and ``sum w2 v``; results at the
+    rounding level of the raw moments (a variance that is really zero) become exactly 0."""
+    out = m2 - 2 * c * m1 + c * c * w2
+    scale = np.abs(m2) + c * c * np.abs(w2)
+    return np.where(out > 1e-12 * scale, out, 0.0)
+
+
 def _expit_parts(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(mu, e)`` with ``e = exp(-eta)`` and ``mu = 1 / (1 + e)`` (eta clipped to +-700)."""
     e = np.clip(eta, -_ETA_CLIP, _ETA_CLIP)
@@ -891,30 +905,27 @@ class Engine:
         return p
 
     def _threshold_piece(self, acc, sl, pc, p, q, yf, w, w2, CPi, CP, CN, ths, paired) -> None:
-        """Confusion cells at every threshold: scores are sorted, so ``score >= t`` is a
-        suffix of every slice and its cells come from prefix sums at the cut."""
+        """Confusion cells at every threshold. Scores are sorted, so ``score >= t`` is a suffix
+        of every slice: unweighted cells are exact integer prefix counts at the cut; weighted
+        cells are summed by membership (bincount), so an empty cell is exactly zero."""
         ls, le = pc.ls, pc.le
         weighted = w is not None
-        if weighted:
-            P2 = np.zeros(pc.m + 1)
-            np.cumsum(w2 * yf, out=P2[1:])
-            T2 = np.zeros(pc.m + 1)
-            np.cumsum(w2, out=T2[1:])
-            N2 = T2 - P2
-        else:
-            P2, N2 = CP, CN
         Ni = np.arange(pc.m + 1) - CPi
+        seg4 = np.repeat(np.arange(pc.G) * 4, pc.sizes) if (weighted and pc.G > 1) else 0
         for ti, t in enumerate(ths):
             below = pc.S((p < t).astype(np.int64)) if pc.G > 1 else np.array(
                 [np.searchsorted(p, t, side="left")])
             cut = ls + below
-            for dst, PP, NN in ((acc["cells_w"], CP, CN), (acc["cells_w2"], P2, N2),
-                                (acc["cells_n"], CPi, Ni)):
-                cells = dst[sl, ti]
-                cells[:, 3] += PP[le] - PP[cut]  # tp
-                cells[:, 1] += PP[cut] - PP[ls]  # fn
-                cells[:, 2] += NN[le] - NN[cut]  # fp
-                cells[:, 0] += NN[cut] - NN[ls]  # tn
+            acc["cells_n"][sl, ti] += cn_delta(CPi, Ni, ls, le, cut)
+            if weighted:
+                key = (p >= t).astype(np.int64) * 2 + yf.astype(np.int64) + seg4
+                acc["cells_w"][sl, ti] += np.bincount(key, w, minlength=4 * pc.G).reshape(
+                    pc.G, 4)
+                acc["cells_w2"][sl, ti] += np.bincount(key, w2, minlength=4 * pc.G).reshape(
+                    pc.G, 4)
+            else:
+                acc["cells_w"][sl, ti] += cn_delta(CPi, Ni, ls, le, cut)
+                acc["cells_w2"][sl, ti] += cn_delta(CPi, Ni, ls, le, cut)
             if paired:
                 # joint cells (predA, predB, y) by bincount: exact zeros for empty cells
                 pb = ((q >> np.uint64(_PRED_SHIFT + ti)) & np.uint64(1)).astype(np.int64)
@@ -1014,8 +1025,8 @@ class Engine:
         cn = np.nan_to_num(small_sample_factor(st.Wneg, st.W2neg), nan=1.0)
         m1p, m2p = m4[:, 2], m4[:, 3]
         m1n, m2n = m4[:, 0] - m1p, m4[:, 1] - m2p
-        sp = m2p - 2 * c * m1p + c * c * st.W2pos
-        sn = m2n - 2 * c * m1n + c * c * st.W2neg
+        sp = _centered(m2p, m1p, st.W2pos, c)
+        sn = _centered(m2n, m1n, st.W2neg, c)
         return cp * sp / _safe(st.Wpos) ** 2 + cn * sn / _safe(st.Wneg) ** 2
 
     def _finish_ap(self, out, st, acc, base) -> None:
@@ -1042,7 +1053,7 @@ class Engine:
     def _ap_var(st, m2, center) -> np.ndarray:
         c = np.nan_to_num(center)
         call = np.nan_to_num(small_sample_factor(st.W, st.W2), nan=1.0)
-        s = m2[:, 0] - 2 * c * m2[:, 1] + c * c * st.W2pos
+        s = _centered(m2[:, 0], m2[:, 1], st.W2pos, c)
         return call * s / _safe(st.Wpos) ** 2
 
     def _finish_mean(self, out, st, acc, name, base) -> None:
@@ -1052,7 +1063,7 @@ class Engine:
         mean = _div(a3[:, 0], st.W)
         call = np.nan_to_num(small_sample_factor(st.W, st.W2), nan=1.0)
         c = np.nan_to_num(mean)
-        var = call * (a3[:, 2] - 2 * c * a3[:, 1] + c * c * st.W2) / _safe(st.W) ** 2
+        var = call * _centered(a3[:, 2], a3[:, 1], st.W2, c) / _safe(st.W) ** 2
         upper = None if name == "log_loss" else 1.0
         lo, hi, se = self._normal(mean, var, 0.0, upper)
         out.columns[name] = Column(mean, lo, hi, "normal", st.n, reasons, se)
@@ -1060,7 +1071,7 @@ class Engine:
             d = mean - base.columns[name].value
             dd = np.nan_to_num(d)
             m2 = acc["d_" + name]
-            dvar = call * (m2[:, 1] - 2 * dd * m2[:, 0] + dd * dd * st.W2) / _safe(st.W) ** 2
+            dvar = call * _centered(m2[:, 1], m2[:, 0], st.W2, dd) / _safe(st.W) ** 2
             dlo, dhi, _ = self._normal(d, dvar)
             out.deltas[name] = DeltaColumn(d, dlo, dhi, "normal", reasons)
 
