@@ -153,9 +153,8 @@ def test_a_branch_behind_base_is_judged_on_its_own_changes(flow: Flow, run_cli,
     assert any("is behind" in n for n in doc["notes"])
 
 
-@pytest.mark.parametrize("name", ["mlreg-gate.yml"])
-def test_step_summary_is_appended_and_capped(flow: Flow, run_cli, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+def test_step_summary_is_appended_and_capped(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from mlreg.commands.flow import STEP_SUMMARY_LIMIT, append_step_summary
 
     summary = tmp_path / "summary.md"
