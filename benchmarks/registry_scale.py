@@ -31,7 +31,8 @@ def build(dest: Path, n_models: int, n_versions: int) -> None:
     template = load_yaml_text((ROOT / "models/fraud/127.yaml").read_bytes(), "t").data
     model_file = load_yaml_text((ROOT / "models/fraud/model.yaml").read_bytes(), "t").data
     shutil.copy(ROOT / "mlreg.yaml", dest / "mlreg.yaml")
-    shutil.copytree(ROOT / "policies", dest / "policies")
+    (dest / "policies").mkdir()
+    shutil.copy(ROOT / "policies/default.yaml", dest / "policies/default.yaml")
     services = []
     for m in range(n_models):
         name = f"model-{m:03d}"
@@ -62,17 +63,19 @@ def timed(args: list[str], cwd: Path, repeat: int = 3) -> tuple[float, int]:
     return best, rc
 
 
-def naive_validate(dest: Path) -> float:
+def naive_validate(dest: Path, sample: int = 500) -> float:
+    """The peer on a sample of the records, scaled to all of them (it takes ~50 ms a record)."""
     import jsonschema
     import yaml
 
     from mlreg.records import schema_for
 
     schema = schema_for("record")
+    paths = sorted(dest.glob("models/*/[0-9]*.yaml"))
     t = time.perf_counter()
-    for path in dest.glob("models/*/[0-9]*.yaml"):
+    for path in paths[:sample]:
         jsonschema.validate(yaml.load(path.read_text(), Loader=yaml.SafeLoader), schema)
-    return time.perf_counter() - t
+    return (time.perf_counter() - t) * len(paths) / min(sample, len(paths))
 
 
 def main() -> None:
@@ -111,8 +114,8 @@ def main() -> None:
         for r in rows:
             print(f"{r['command']:42} {r['from']:10} {r['seconds']:8.3f} {r['target']:7.1f}  "
                   f"{'yes' if r['ok'] else 'NO'}")
-        print(f"peer: pure-Python yaml + jsonschema per file validates the records in "
-              f"{naive:.2f} s; mlreg validate (whole registry, as a process) is "
+        print(f"peer: pure-Python yaml + jsonschema per file would validate the records in "
+              f"{naive:.1f} s (measured on 500, scaled); mlreg validate (whole registry, as a process) is "
               f"{naive / ours:.1f}x faster")
 
 
