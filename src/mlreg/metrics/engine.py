@@ -86,13 +86,18 @@ def sort_permutation(s: np.ndarray) -> np.ndarray:
     Packs ``(score bits >> shift, row index)`` into uint64, sorts with ``np.sort`` (cheaper than
     ``argsort``), then repairs the order inside runs whose truncated bits collide.
     """
-    s = np.asarray(s, dtype=np.float64)
+    return _sorted_with_perm(np.asarray(s, dtype=np.float64))[0]
+
+
+def _sorted_with_perm(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(perm, s[perm])`` for :func:`sort_permutation`."""
     n = s.shape[0]
     if n == 0:
-        return np.empty(0, dtype=np.intp)
+        return np.empty(0, dtype=np.intp), s[:0]
     b = max(1, int(n - 1).bit_length())
     if b > 40:
-        return np.argsort(s, kind="stable")
+        perm = np.argsort(s, kind="stable")
+        return perm, np.take(s, perm)
     bits = (s + 0.0).view(np.uint64)  # + 0.0 maps -0.0 to 0.0; scores >= 0 sort as uints
     shift = max(b - 2, 0)  # scores in [0, 1] use the low 62 bits
     key = bits >> np.uint64(shift)
@@ -100,11 +105,9 @@ def sort_permutation(s: np.ndarray) -> np.ndarray:
     key |= np.arange(n, dtype=np.uint64)
     key.sort()
     perm = (key & np.uint64((1 << b) - 1)).astype(np.intp)
-    if shift == 0:
-        return perm
-    sv = s[perm]
-    if not np.any(sv[1:] < sv[:-1]):
-        return perm
+    sv = np.take(s, perm)
+    if shift == 0 or not np.any(sv[1:] < sv[:-1]):
+        return perm, sv
     hi = key >> np.uint64(b)
     same = hi[1:] == hi[:-1]
     member = np.zeros(n, dtype=bool)
@@ -115,7 +118,7 @@ def sort_permutation(s: np.ndarray) -> np.ndarray:
     sub = perm[pos]
     order = np.lexsort((sub, s[sub], run))
     perm[pos] = sub[order]
-    return perm
+    return perm, np.take(s, perm)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -148,19 +151,20 @@ class ModelData:
         self.name = name
         self.s = score
         n = score.shape[0]
-        perm = sort_permutation(score)
+        perm, ps = _sorted_with_perm(np.asarray(score, dtype=np.float64))
         self.perm = perm.astype(np.int32) if n < 2**31 else perm
         cols = 2 + (weight is not None) + need_logit
         rec = np.empty((n, cols), dtype=np.uint64)
-        ps = np.take(score, perm)
         rec[:, 0] = ps.view(np.uint64)
-        q = perm.astype(np.uint64)
+        # pack the per-row fields in row order, then move them with one gather
+        q = np.arange(n, dtype=np.uint64)
         if buckets is not None:
-            q |= np.take(buckets, perm).astype(np.uint64) << _BUCKET_SHIFT
-        q |= np.take(label, perm).astype(np.uint64) << _Y_SHIFT
+            q |= buckets.astype(np.uint64) << _BUCKET_SHIFT
+        q |= label.astype(np.uint64) << _Y_SHIFT
         for j, pred in enumerate(base_pred):
-            q |= np.take(pred, perm).astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
-        rec[:, 1] = q
+            q |= pred.astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
+        rec[:, 1] = np.take(q, perm)
+        del q
         self.wcol = self.xcol = None
         if weight is not None:
             self.wcol = 2
