@@ -106,11 +106,12 @@ def _pr_text(doc: dict) -> str:
     for c in doc["changes"]:
         out.append(f"  {c['verdict'].upper():4}  {c['kind']} {c['status']}: {c['subject']}: "
                    f"{c['reason']}")
-    for i, res in enumerate(doc["results"]):
-        failing = res["verdict"] == "fail"
-        out.append("")
-        out.append(render_terminal(res, max_passing=25 if failing else 5))
-        del i
+    for res in doc["results"]:
+        text = render_terminal(res, max_passing=25)
+        cut = text.find("\n\n[")
+        if res["verdict"] == "pass" and cut > 0:  # a passing gate: its summary is enough
+            text = text[:cut] + "\n  (the tables: --markdown FILE or --json FILE)"
+        out += ["", text]
     s = doc["summary"]
     out.append("")
     out.append(f"{'PASS' if doc['verdict'] == 'pass' else 'FAIL'}: {s['changes']} change(s), "

@@ -257,9 +257,14 @@ def _gate(loc: Any, result: PRGateResult, base_reg: Registry | None, head_reg: R
             promoted.add((p.model, p.to_version))
             verdict = "pass" if gres.passed else "fail"
             s = gres.summary()
-            reason = (f"{p.why}; {s['passed']} of {s['gates']} gates passed" if gres.passed else
-                      f"{p.why}; {s['failed']} of {s['gates']} gates failed, "
-                      f"{s['failing_rows']} failing row(s)")
+            if gres.passed:
+                reason = f"{p.why}; {s['passed']} of {s['gates']} gates passed" + "".join(
+                    f", {s[k]} {what}" for k, what in (("skipped", "skipped"),
+                                                        ("info", "shown, not blocking"))
+                    if s[k])
+            else:
+                reason = (f"{p.why}; {s['failed']} of {s['gates']} gates failed, "
+                          f"{s['failing_rows']} failing row(s)")
             result.changes.append(ChangeOutcome("promotion", sc.service, p.change, verdict,
                                                 reason, len(result.results) - 1, p))
 
