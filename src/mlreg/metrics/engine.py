@@ -719,60 +719,84 @@ class Engine:
                     bid = np.cumsum(newb) - 1
                     bs = bstart[bid]
                     be = bend[bid]
-                    CP_bs, CP_be, CN_bs, CN_be = CP[bs], CP[be], CN[bs], CN[be]
                     CPi_be = CPi[be]
                 else:
                     bs = be = None
-                    CP_bs, CP_be, CN_bs, CN_be = CP[:-1], CP[1:], CN[:-1], CN[1:]
                     CPi_be = CPi[1:]
-                Wpos_r = pc.E(st.Wpos[sl])
-                offP = pc.E(carry[sl, 0] - CP[ls])
-                offN = pc.E(carry[sl, 1] - CN[ls])
+                # most work happens at the positives only (rare for CTR-like data)
+                pp = pp if pp is not None else np.flatnonzero(y8)
+                seg_p = (np.repeat(np.arange(G), CPi[pc.le] - CPi[ls]) if G > 1
+                         else np.zeros(pp.shape[0], dtype=np.int64))
+                bs_p = bs[pp] if ties else pp
+                be_p = be[pp] if ties else pp + 1
+                w_p = w[pp] if weighted else None
+                w2_p = w2[pp] if weighted else None
+                offP_s = carry[sl, 0] - CP[ls]
+                offN_s = carry[sl, 1] - CN[ls]
+                wpos_s, wneg_s = st.Wpos[sl], st.Wneg[sl]
+
+                def segsum_p(vals, seg_p=seg_p, G=G):
+                    return np.bincount(seg_p, vals, minlength=G)
             if do_auc:
-                if ties:
-                    cn_mid = 0.5 * (CN_bs + CN_be)
-                    cp_mid = 0.5 * (CP_bs + CP_be)
-                else:
-                    cn_mid, cp_mid = CN_bs, CP_bs
-                v1 = cn_mid + offN
-                v1 *= pc.E(1.0 / _safe(st.Wneg[sl]))
-                v0 = (Wpos_r - offP) - cp_mid
-                v0 *= pc.E(1.0 / _safe(st.Wpos[sl]))
-                v1 -= v0
-                v1 *= yf
-                V = v0 + v1  # V10 for positives, V01 for negatives
+                # negatives: V01 = (positives above + half the tied ones) / Wpos
+                cp_mid = 0.5 * (CP[bs] + CP[be]) if ties else CP[:-1]
+                V = pc.E(wpos_s - offP_s) - cp_mid
+                V *= pc.E(1.0 / _safe(wpos_s))
+                # positives: V10 = (negatives below + half the tied ones) / Wneg
+                cn_mid_p = 0.5 * (CN[bs_p] + CN[be_p])
+                v10 = (cn_mid_p + offN_s[seg_p]) / _safe(wneg_s)[seg_p]
+                V[pp] = v10
                 mine["V"] = V
-                self._moments4(acc["auc"], sl, pc, V, yf, w2)
-                acc["auc_num"][sl] += pc.S(yw * V)
+                a4 = acc["auc"]
+                wV = V if not weighted else w2 * V
+                a4[sl, 0] += pc.S(wV)
+                a4[sl, 1] += pc.S(wV * V)
+                wv10 = v10 if not weighted else w2_p * v10
+                a4[sl, 2] += segsum_p(wv10)
+                a4[sl, 3] += segsum_p(wv10 * v10)
+                acc["auc_num"][sl] += segsum_p(v10 if not weighted else w_p * v10)
                 if brow is not None:
-                    self._moments4(acc["d_auc"], sl, pc, V - brow[:, bcols["V"]], yf, w2)
+                    dV = V - brow[:, bcols["V"]]
+                    d4 = acc["d_auc"]
+                    wd = dV if not weighted else w2 * dV
+                    d4[sl, 0] += pc.S(wd)
+                    d4[sl, 1] += pc.S(wd * dV)
+                    dp = dV[pp]
+                    wdp = dp if not weighted else w2_p * dp
+                    d4[sl, 2] += segsum_p(wdp)
+                    d4[sl, 3] += segsum_p(wdp * dp)
             if do_ap:
-                offT = pc.E(carry[sl, 2] - CT[ls])
-                CT_bs = CT[bs] if ties else CT[:-1]
-                Nge = pc.E(st.W[sl]) - offT - CT_bs
-                TPge = (Wpos_r - offP) - CP_bs
-                okn = Nge > 0
-                Ns = np.where(okn, Nge, 1.0)
-                prec = TPge / Ns
-                prec *= okn
-                acc["ap_num"][sl] += pc.S(yw * prec)
-                pp_ = pp if pp is not None else np.flatnonzero(y8)
-                q1 = (w[pp_] if weighted else 1.0) / Ns[pp_]
-                c1 = np.zeros(pp_.shape[0] + 1)
+                # precision at every positive's threshold, from prefix sums at its block start
+                offT_s = carry[sl, 2] - CT[ls]
+                nge_p = (st.W[sl] - offT_s)[seg_p] - CT[bs_p]
+                tp_p = (wpos_s - offP_s)[seg_p] - CP[bs_p]
+                okn = nge_p > 0
+                ns_p = np.where(okn, nge_p, 1.0)
+                prec_p = np.where(okn, tp_p / ns_p, 0.0)
+                acc["ap_num"][sl] += segsum_p(prec_p if not weighted else w_p * prec_p)
+                q1 = (1.0 if not weighted else w_p) / ns_p
+                c1 = np.zeros(pp.shape[0] + 1)
                 np.cumsum(q1, out=c1[1:])
-                c2 = np.zeros(pp_.shape[0] + 1)
-                np.cumsum(q1 * prec[pp_], out=c2[1:])
-                off1 = pc.E(carry[sl, 3] - c1[CPi[ls]])
-                off2 = pc.E(carry[sl, 4] - c2[CPi[ls]])
-                u = prec + c1[CPi_be]
-                u += off1
-                u *= yf
-                u -= c2[CPi_be]
-                u -= off2
+                c2 = np.zeros(pp.shape[0] + 1)
+                np.cumsum(q1 * prec_p, out=c2[1:])
+                off1_s = carry[sl, 3] - c1[CPi[ls]]
+                off2_s = carry[sl, 4] - c2[CPi[ls]]
+                # influence (times pi): y (prec + C1) - C2, C over positives up to the block end
+                u = np.take(c2, CPi_be)
+                u += pc.E(off2_s)
+                np.negative(u, out=u)
+                cbe_p = CPi_be[pp]
+                u_p = prec_p + c1[cbe_p] + off1_s[seg_p] - c2[cbe_p] - off2_s[seg_p]
+                u[pp] = u_p
                 mine["u"] = u
-                self._moments2(acc["ap"], sl, pc, u, yf, w2)
+                a2 = acc["ap"]
+                a2[sl, 0] += pc.S(u * u if not weighted else w2 * u * u)
+                a2[sl, 1] += segsum_p(u_p if not weighted else w2_p * u_p)
                 if brow is not None:
-                    self._moments2(acc["d_ap"], sl, pc, u - brow[:, bcols["u"]], yf, w2)
+                    du = u - brow[:, bcols["u"]]
+                    acc["d_ap"][sl, 0] += pc.S(du * du if not weighted else w2 * du * du)
+                    dup = du[pp]
+                    acc["d_ap"][sl, 1] += segsum_p(dup if not weighted else w2_p * dup)
                 if pc.split:
                     carry[k0, 3] += c1[-1] - c1[CPi[0]]
                     carry[k0, 4] += c2[-1] - c2[CPi[0]]
@@ -873,25 +897,6 @@ class Engine:
             out.rows = rows
             out.row_cols = row_cols
             out.inv = inv if rows is not None else None
-
-    @staticmethod
-    def _moments4(dst, sl, pc, V, yf, w2) -> None:
-        """sum w2 V, sum w2 V^2, and the same over positives, per slice."""
-        wV = V.copy() if w2 is None else w2 * V
-        wVV = wV * V
-        dst[sl, 0] += pc.S(wV)
-        dst[sl, 1] += pc.S(wVV)
-        wV *= yf
-        wVV *= yf
-        dst[sl, 2] += pc.S(wV)
-        dst[sl, 3] += pc.S(wVV)
-
-    @staticmethod
-    def _moments2(dst, sl, pc, u, yf, w2) -> None:
-        """sum w2 u^2 over all rows and sum w2 u over positives, per slice."""
-        wu = u * yf if w2 is None else w2 * u * yf
-        dst[sl, 0] += pc.S((u if w2 is None else w2 * u) * u)
-        dst[sl, 1] += pc.S(wu)
 
     @staticmethod
     def _row_values(name: str, yb: np.ndarray, yf: np.ndarray, p: np.ndarray) -> np.ndarray:
