@@ -25,7 +25,8 @@ def _report(run_cli, flow: Flow, result: str, pr: int, head_sha: str, *extra: st
                    "MLREG_TEST_TOKEN", *extra, cwd=flow.work)
 
 
-def test_promote_gate_report_merge_rollback(forge_flow: Flow, run_cli, tmp_path) -> None:
+def test_promote_gate_report_merge_rollback(forge_flow: Flow, run_cli, tmp_path,
+                                            monkeypatch) -> None:
     flow, fake = forge_flow, forge_flow.fake  # type: ignore[attr-defined]
     work = str(flow.work)
     untouched = run_git(flow.work, "status", "--porcelain")
@@ -48,15 +49,11 @@ def test_promote_gate_report_merge_rollback(forge_flow: Flow, run_cli, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     summary = out / "summary.md"
-    import os
-
-    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
-    try:
-        res = run_cli("gate", "--base", "origin/main", "--head", f"origin/{pub.branch}",
-                      "--json", str(out / "result.json"), "--markdown", str(out / "report.md"),
-                      cwd=flow.work)
-    finally:
-        del os.environ["GITHUB_STEP_SUMMARY"]
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    res = run_cli("gate", "--base", "origin/main", "--head", f"origin/{pub.branch}",
+                  "--json", str(out / "result.json"), "--markdown", str(out / "report.md"),
+                  cwd=flow.work)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert res.code == 0, res
     doc = json.loads((out / "result.json").read_text())
     assert doc["schema"] == "mlreg/pr-gate/v1" and doc["verdict"] == "pass"
