@@ -52,11 +52,16 @@ def init_registry(directory: str, *, store: str = ".mlreg-store", owners: list[s
     if repo:
         settings += f"forge:\n  type: github\n  repo: {repo}\n  token_env: GITHUB_TOKEN\n"
     files["mlreg.yaml"] = settings.encode()
+    from mlreg.gitops.codeowners import render_codeowners
+    from mlreg.yamlio import load_yaml_text
+
     if owners or repo:
         from mlreg.records import check_document
-        from mlreg.yamlio import load_yaml_text
 
         check_document(load_yaml_text(files["mlreg.yaml"], "mlreg.yaml"), "settings")
+    # CODEOWNERS from the settings just written, so --owner takes effect at once.
+    files[".github/CODEOWNERS"] = render_codeowners(
+        load_yaml_text(files["mlreg.yaml"], "mlreg.yaml").data, {}).encode()
     if not store.startswith((".mlreg-store",)) and ".gitignore" in files:
         del files[".gitignore"]
 

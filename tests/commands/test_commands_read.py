@@ -102,3 +102,12 @@ def test_init_refuses_credentials_in_store(tmp_path: Path, run_cli) -> None:
 def test_migrate_reports_current(example_registry: Path, run_cli) -> None:
     result = run_cli("migrate", str(example_registry), "--check")
     assert result.code == 0 and "current schema version" in result.out
+
+
+def test_init_writes_codeowners_naming_the_platform_owners(tmp_path: Path, run_cli) -> None:
+    target = tmp_path / "owned"
+    assert run_cli("init", str(target), "--owner", "@acme/ml-platform").code == 0
+    text = (target / ".github/CODEOWNERS").read_text()
+    for path in ("/production.yaml", "/policies/", "/.github/", "/mlreg.yaml"):
+        assert any(line.split()[:2] == [path, "@acme/ml-platform"] for line in text.splitlines())
+    assert (target / ".github/workflows").is_dir()
