@@ -159,12 +159,19 @@ def row_buckets(columns: list[np.ndarray], seed: int = 0,
     """
     if not columns:
         raise ValueError("row_buckets needs at least one column")
-    h = np.full(len(columns[0]), (int(seed) * 0x9E3779B97F4A7C15) % 2**64, dtype=np.uint64)
-    for col in columns:
-        with np.errstate(over="ignore"):
-            h = splitmix64(h ^ _as_hash_input(col))
+    n = len(columns[0])
     dtype = np.uint16 if n_buckets <= 65536 else np.uint32
-    return (h % np.uint64(n_buckets)).astype(dtype)
+    out = np.empty(n, dtype=dtype)
+    h0 = np.uint64((int(seed) * 0x9E3779B97F4A7C15) % 2**64)
+    step = 1 << 18  # chunked: large temporaries cost page faults
+    for a in range(0, n, step):
+        e = min(a + step, n)
+        h = np.full(e - a, h0, dtype=np.uint64)
+        for col in columns:
+            with np.errstate(over="ignore"):
+                h = splitmix64(h ^ _as_hash_input(col[a:e]))
+        out[a:e] = h % np.uint64(n_buckets)
+    return out
 
 
 def poisson_replicates(seed: int, replicates: int, n_buckets: int) -> np.ndarray:
