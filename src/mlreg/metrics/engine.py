@@ -86,11 +86,17 @@ def sort_permutation(s: np.ndarray) -> np.ndarray:
     Packs ``(score bits >> shift, row index)`` into uint64, sorts with ``np.sort`` (cheaper than
     ``argsort``), then repairs the order inside runs whose truncated bits collide.
     """
-    return _sorted_with_perm(np.asarray(s, dtype=np.float64))[0]
+    return _sorted_with_perm(np.asarray(s, dtype=np.float64))[0].astype(np.intp)
 
 
 def _sorted_with_perm(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(perm, s[perm])`` for :func:`sort_permutation`."""
+    """``(perm, s[perm])`` for :func:`sort_permutation` (``perm`` int32 when it fits).
+
+    The sort key is ``(order-preserving score code >> shift) << b | row`` with ``b`` bits for
+    the row. The score code subtracts the smallest positive score's exponent from the float bits
+    (scores in [0, 1] span few binades), so more mantissa bits fit and truncation collisions,
+    repaired afterwards, are rare. Work is chunked: large temporaries cost page faults.
+    """
     n = s.shape[0]
     if n == 0:
         return np.empty(0, dtype=np.intp), s[:0]
@@ -98,27 +104,54 @@ def _sorted_with_perm(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if b > 40:
         perm = np.argsort(s, kind="stable")
         return perm, np.take(s, perm)
-    bits = (s + 0.0).view(np.uint64)  # + 0.0 maps -0.0 to 0.0; scores >= 0 sort as uints
-    shift = max(b - 2, 0)  # scores in [0, 1] use the low 62 bits
-    key = bits >> np.uint64(shift)
-    key <<= np.uint64(b)
-    key |= np.arange(n, dtype=np.uint64)
+    top = np.uint64(0x3FF0000000000000)  # bits of 1.0
+    lowest = top
+    for a, e in _chunks(n):
+        bits = s[a:e].view(np.uint64)
+        pos = bits[(bits != 0) & (bits < np.uint64(1 << 63))]  # positive scores (not +-0.0)
+        if pos.size:
+            lowest = min(lowest, pos.min())
+    base = (lowest >> np.uint64(52)) << np.uint64(52)  # exponent of the smallest positive
+    off = base - np.uint64(1)  # positive scores map to >= 1, zeros to 0
+    width = int(top - off).bit_length()
+    shift = np.uint64(max(width - (64 - b), 0))
+    key = np.empty(n, dtype=np.uint64)
+    for a, e in _chunks(n):
+        k = (s[a:e] + 0.0).view(np.uint64)  # + 0.0 maps -0.0 to 0.0
+        k -= off * (k != 0)
+        k >>= shift
+        k <<= np.uint64(b)
+        k |= np.arange(a, e, dtype=np.uint64)
+        key[a:e] = k
     key.sort()
-    perm = (key & np.uint64((1 << b) - 1)).astype(np.intp)
-    sv = np.take(s, perm)
+    perm = np.empty(n, dtype=np.int32 if n < 2**31 else np.intp)
+    mask = np.uint64((1 << b) - 1)
+    sv = np.empty(n)
+    for a, e in _chunks(n):
+        perm[a:e] = key[a:e] & mask
+        np.take(s, perm[a:e], out=sv[a:e])
     if shift == 0 or not np.any(sv[1:] < sv[:-1]):
         return perm, sv
-    hi = key >> np.uint64(b)
-    same = hi[1:] == hi[:-1]
-    member = np.zeros(n, dtype=bool)
-    member[1:] |= same
-    member[:-1] |= same
-    pos = np.flatnonzero(member)
-    run = np.cumsum(np.concatenate(([True], ~same)))[pos]
+    # repair: re-sort (by score, then row) inside runs of equal truncated keys
+    firsts = []
+    for a, e in _chunks(n - 1):
+        same = (key[a:e] >> np.uint64(b)) == (key[a + 1:e + 1] >> np.uint64(b))
+        firsts.append(np.flatnonzero(same) + a)
+    first = np.concatenate(firsts)  # i where positions i and i + 1 share a truncated key
+    pos = np.union1d(first, first + 1)
+    run = np.cumsum(~np.isin(pos - 1, first))  # a run starts where i - 1 does not collide
     sub = perm[pos]
     order = np.lexsort((sub, s[sub], run))
     perm[pos] = sub[order]
     return perm, np.take(s, perm)
+
+
+CHUNK = 1 << 18
+
+
+def _chunks(n: int, size: int = CHUNK):
+    for a in range(0, n, size):
+        yield a, min(a + size, n)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -152,26 +185,31 @@ class ModelData:
         self.s = score
         n = score.shape[0]
         perm, ps = _sorted_with_perm(np.asarray(score, dtype=np.float64))
-        self.perm = perm.astype(np.int32) if n < 2**31 else perm
+        self.perm = perm
         cols = 2 + (weight is not None) + need_logit
         rec = np.empty((n, cols), dtype=np.uint64)
-        rec[:, 0] = ps.view(np.uint64)
-        # pack the per-row fields in row order, then move them with one gather
-        q = np.arange(n, dtype=np.uint64)
-        if buckets is not None:
-            q |= buckets.astype(np.uint64) << _BUCKET_SHIFT
-        q |= label.astype(np.uint64) << _Y_SHIFT
-        for j, pred in enumerate(base_pred):
-            q |= pred.astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
-        rec[:, 1] = np.take(q, perm)
-        del q
-        self.wcol = self.xcol = None
-        if weight is not None:
-            self.wcol = 2
-            rec[:, 2] = np.take(weight, perm).view(np.uint64)
-        if need_logit:
-            self.xcol = cols - 1
-            rec[:, self.xcol] = B.logit(ps).view(np.uint64)
+        self.wcol = 2 if weight is not None else None
+        self.xcol = cols - 1 if need_logit else None
+        # pack the per-row fields in row order, then move them with one gather (chunked: large
+        # temporaries cost page faults)
+        q = np.empty(n, dtype=np.uint64)
+        for a, e in _chunks(n):
+            qq = np.arange(a, e, dtype=np.uint64)
+            if buckets is not None:
+                qq |= buckets[a:e].astype(np.uint64) << _BUCKET_SHIFT
+            qq |= label[a:e].astype(np.uint64) << _Y_SHIFT
+            for j, pred in enumerate(base_pred):
+                qq |= pred[a:e].astype(np.uint64) << np.uint64(_PRED_SHIFT + j)
+            q[a:e] = qq
+        for a, e in _chunks(n):
+            pa = perm[a:e]
+            rec[a:e, 0] = ps[a:e].view(np.uint64)
+            rec[a:e, 1] = np.take(q, pa)
+            if weight is not None:
+                rec[a:e, 2] = np.take(weight, pa).view(np.uint64)
+            if need_logit:
+                rec[a:e, self.xcol] = B.logit(ps[a:e]).view(np.uint64)
+        del q, ps
         self.rec = rec
 
 
@@ -229,14 +267,24 @@ class _Stats:
     @classmethod
     def build(cls, codes: np.ndarray | None, K: int, y: np.ndarray,
               w: np.ndarray | None) -> _Stats:
-        cls_code = y.astype(np.int64) if codes is None else codes.astype(np.int64) * 2 + y
-        cnt = np.bincount(cls_code, minlength=2 * K).reshape(K, 2)
+        cnt = np.zeros(2 * K, dtype=np.int64)
+        ws = np.zeros(2 * K)
+        w2 = np.zeros(2 * K)
+        for a, e in _chunks(y.shape[0]):
+            c = y[a:e].astype(np.int64)
+            if codes is not None:
+                c += codes[a:e].astype(np.int64) * 2
+            cnt += np.bincount(c, minlength=2 * K)
+            if w is not None:
+                ws += np.bincount(c, w[a:e], minlength=2 * K)
+                w2 += np.bincount(c, w[a:e] * w[a:e], minlength=2 * K)
+        cnt = cnt.reshape(K, 2)
         if w is None:
             ws = cnt.astype(np.float64)
             w2 = ws
         else:
-            ws = np.bincount(cls_code, w, minlength=2 * K).reshape(K, 2)
-            w2 = np.bincount(cls_code, w * w, minlength=2 * K).reshape(K, 2)
+            ws = ws.reshape(K, 2)
+            w2 = w2.reshape(K, 2)
         n = cnt.sum(axis=1)
         starts = np.zeros(K + 1, dtype=np.int64)
         np.cumsum(n, out=starts[1:])
@@ -449,7 +497,8 @@ class Engine:
             X = sc.get("x", (n,), np.float64)
             np.copyto(X, rec[:, md.xcol].view(np.float64))
             Y8 = sc.get("y8", (n,), np.int8)
-            np.copyto(Y8, ((Q >> _Y_SHIFT) & np.uint64(1)).astype(np.int8))
+            for a, e in _chunks(n):
+                Y8[a:e] = (Q[a:e] >> _Y_SHIFT) & np.uint64(1)
         out = ModelOutput()
         self._finish_counts(out, st)
         cal = None
@@ -666,7 +715,9 @@ class Engine:
         if rows is not None:
             # row -> position in this (baseline) partition order, for the others' gathers
             inv = self._scratch.get("inv", (n,), np.int32 if n < 2**31 else np.int64)
-            np.put(inv, (Q & _IDX_MASK).astype(np.intp), np.arange(n, dtype=inv.dtype))
+            for a, e in _chunks(n):
+                np.put(inv, (Q[a:e] & _IDX_MASK).astype(np.intp),
+                       np.arange(a, e, dtype=inv.dtype))
         bcols = base.row_cols if paired else {}
 
         for pc in pieces:
