@@ -5,6 +5,8 @@ Each parses its options, makes one library call (``mlreg.history``) and renders 
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from mlreg.commands.options import json_option, open_registry, registry_option
@@ -73,7 +75,9 @@ def history_cmd(target: str | None, at: str | None, rev: str | None, kinds: tupl
     if limit is not None:
         events = events[-limit:]
     if as_json:
-        click.echo(to_json(tl.to_dict(events)))
+        doc = tl.to_dict(events)
+        # Indented JSON is pure-Python in the json module: keep long histories compact.
+        click.echo(to_json(doc) if len(events) <= 500 else json.dumps(doc, allow_nan=False))
         return
     if not events:
         click.echo(f"no events{f' for {target}' if target else ''} in {tl.rev} "

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlreg.errors import GitError
 from mlreg.gitio import git
 
-__all__ = ["Change", "Commit", "log_changes", "chain_dates", "side_commits", "BlobReader"]
+__all__ = ["Change", "Commit", "log_changes", "iter_log_batches", "chain_dates", "side_commits",
+           "BlobReader"]
 
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 # Header fields of one commit, each NUL-terminated (the message is the last).
@@ -65,35 +68,46 @@ def _blob(text: str) -> str | None:
 
 
 def parse_log(raw: bytes) -> list[Commit]:
-    """Parse the output of ``git log -z --raw --format=_FORMAT`` (see :func:`log_changes`)."""
-    tokens = raw.split(b"\0")
+    """Parse the output of ``git log -z --raw --format=_FORMAT`` (see :func:`log_changes`).
+
+    The bytes are decoded once (paths keep undecodable bytes as surrogates, as ``os`` does);
+    a message that is not UTF-8 is re-decoded with replacement characters.
+    """
+    tokens = raw.decode("utf-8", "surrogateescape").split("\0")
     out: list[Commit] = []
     i, n = 0, len(tokens)
     current: Commit | None = None
     while i < n:
         tok = tokens[i]
-        if tok.startswith(b"\x01"):
-            head = [tok[1:]] + tokens[i + 1: i + _FIELDS]
-            if len(head) < _FIELDS:
+        if tok.startswith("\x01"):
+            f = [tok[1:], *tokens[i + 1: i + _FIELDS]]
+            if len(f) < _FIELDS:
                 raise GitError("git log output ended in the middle of a commit header")
-            f = [h.decode("utf-8", "replace") for h in head]
-            current = Commit(sha=f[0], parents=tuple(f[1].split()), author=f[2],
-                             author_email=f[3], author_date=f[4], committer=f[5],
-                             committer_email=f[6], commit_date=f[7], message=f[8])
+            message = f[8]
+            if not message.isascii():
+                message = message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            current = Commit(f[0], tuple(f[1].split()), f[2], f[3], f[4], f[5], f[6], f[7],
+                             message)
             out.append(current)
             i += _FIELDS
             continue
-        tok = tok.lstrip(b"\n")
-        if tok.startswith(b":") and current is not None:
+        if tok and tok[0] == "\n":
+            tok = tok.lstrip("\n")
+        if tok.startswith(":") and current is not None:
             meta = tok[1:].split()
-            path = tokens[i + 1].decode("utf-8", "surrogateescape") if i + 1 < n else ""
+            path = tokens[i + 1] if i + 1 < n else ""
             # meta: old_mode new_mode old_blob new_blob status
-            current.changes.append(Change(meta[4].decode()[:1], path, _blob(meta[2].decode()),
-                                          _blob(meta[3].decode())))
+            current.changes.append(Change(meta[4][:1], path, _blob(meta[2]), _blob(meta[3])))
             i += 2
             continue
         i += 1
     return out
+
+
+def _log_args(rev: str, paths: list[str]) -> list[str]:
+    return ["log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--raw", "-z",
+            "--no-renames", "--no-abbrev", "--relative", f"--format={_FORMAT}",
+            "--end-of-options", rev, "--", *paths]
 
 
 def log_changes(repo: str, rev: str, paths: list[str]) -> list[Commit]:
@@ -102,10 +116,41 @@ def log_changes(repo: str, rev: str, paths: list[str]) -> list[Commit]:
 
     One ``git log`` process. Renames are reported as a delete and an add (records never move).
     """
-    proc = git(repo, "log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--raw",
-               "-z", "--no-renames", "--no-abbrev", "--relative", f"--format={_FORMAT}",
-               "--end-of-options", rev, "--", *paths)
-    return parse_log(proc.stdout)
+    return parse_log(git(repo, *_log_args(rev, paths)).stdout)
+
+
+def iter_log_batches(repo: str, rev: str, paths: list[str], chunk: int = 1 << 16
+                     ) -> Iterator[list[Commit]]:
+    """:func:`log_changes` as a stream of batches, yielded while git is still walking, so the
+    caller's work overlaps git's."""
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(["git", "-C", repo, *_log_args(rev, paths)],
+                            stdout=subprocess.PIPE, stderr=errors, env={**os.environ, **_ENV})
+    assert proc.stdout is not None
+    buf = b""
+    try:
+        while True:
+            data = proc.stdout.read1(chunk)
+            if not data:
+                break
+            buf += data
+            # Everything before the last commit marker is complete (a marker starts a header).
+            cut = buf.rfind(b"\x01")
+            if cut > 0:
+                yield parse_log(buf[:cut])
+                buf = buf[cut:]
+        if buf:
+            yield parse_log(buf)
+        if proc.wait() != 0:
+            errors.seek(0)
+            msg = errors.read().decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git log failed: {msg[-1] if msg else f'exit {proc.returncode}'}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        errors.close()
 
 
 def chain_dates(repo: str, rev: str) -> list[tuple[str, int]]:
@@ -163,20 +208,34 @@ class BlobReader:
         self.repo = repo
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def read(self, blob: str) -> bytes:
+    def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_ENV})
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(blob.encode() + b"\n")
-        self._proc.stdin.flush()
-        header = self._proc.stdout.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise GitError(f"git cat-file could not read blob {blob}")
-        data = self._proc.stdout.read(int(header[2]))
-        self._proc.stdout.read(1)
-        return data
+        return self._proc
+
+    def read(self, blob: str) -> bytes:
+        return self.read_many([blob])[0]
+
+    def read_many(self, blobs: list[str], batch: int = 400) -> list[bytes]:
+        """The contents of ``blobs``, in order. Requests go out in batches and are answered in
+        one go, without a round trip per blob; a batch of ids fits in the pipe, so neither side
+        can block the other."""
+        proc = self._ensure()
+        assert proc.stdin is not None and proc.stdout is not None
+        out: list[bytes] = []
+        for start in range(0, len(blobs), batch):
+            part = blobs[start: start + batch]
+            proc.stdin.write("".join(f"{b}\n" for b in part).encode())
+            proc.stdin.flush()
+            for b in part:
+                header = proc.stdout.readline().split()
+                if len(header) != 3 or header[1] != b"blob":
+                    raise GitError(f"git cat-file could not read blob {b}")
+                out.append(proc.stdout.read(int(header[2])))
+                proc.stdout.read(1)
+        return out
 
     def close(self) -> None:
         if self._proc is not None:

@@ -172,8 +172,9 @@ def services_of(data: Any, where: str = "production.yaml") -> dict[str, ServiceS
     return out
 
 
-_TOPLEVEL = re.compile(r"^[^\s#]", re.M)
-_FIRST_KEY = re.compile(r"^( +)[^\s#]", re.M)
+# A literal first character lets the regex engine skip ahead quickly (no MULTILINE ^ tests).
+_TOPLEVEL = re.compile(r"\n[^\s#]")
+_FIRST_KEY = re.compile(r"\n( +)[^\s#]")
 _ODD_CHARS = "{}[]&*!|>\t\r"
 _HEADERS: dict[int, re.Pattern[str]] = {}
 
@@ -193,18 +194,28 @@ class ManifestReader:
     def services(self, raw: bytes, where: str = "production.yaml") -> dict[str, ServiceState]:
         """``{service: ServiceState}`` of one manifest version; LoadError or InputError when it
         is not a valid manifest."""
+        return self.read(raw, where)[0]
+
+    def read(self, raw: bytes, where: str = "production.yaml"
+             ) -> tuple[dict[str, ServiceState], dict[str, str | None]]:
+        """The services of one manifest version and the text of each service's block (None
+        when the strict loader read it): equal block texts mean an unchanged service, which
+        lets a history compare two versions without comparing every service."""
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = None
         if text is not None and not _odd(text):
+            blocks: dict[str, str | None] = {}
             try:
-                return self._by_blocks("\n" + text, where)
+                return self._by_blocks("\n" + text, where, blocks), blocks
             except _Unsupported:
                 pass
-        return services_of(parse_manifest(raw, where), where)
+        states = services_of(parse_manifest(raw, where), where)
+        return states, dict.fromkeys(states)
 
-    def _by_blocks(self, text: str, where: str) -> dict[str, ServiceState]:
+    def _by_blocks(self, text: str, where: str, texts: dict[str, str | None]
+                   ) -> dict[str, ServiceState]:
         at = text.find("\nservices:")
         if at == -1 or text.find("\nservices:", at + 1) != -1:
             raise _Unsupported
@@ -213,8 +224,8 @@ class ManifestReader:
         rest = text[at + len("\nservices:"): eol].strip()
         if rest and not rest.startswith("#"):
             raise _Unsupported  # services: {} or a value on the same line
-        end_m = _TOPLEVEL.search(text, eol + 1)
-        section = text[eol: end_m.start() - 1 if end_m else len(text)]
+        end_m = _TOPLEVEL.search(text, eol)
+        section = text[eol: end_m.start() if end_m else len(text)]
         first = _FIRST_KEY.search(section)
         if first is None:
             if any(ln.strip() and not ln.strip().startswith("#") for ln in section.split("\n")):
@@ -223,23 +234,24 @@ class ManifestReader:
         k = len(first.group(1))
         header = _HEADERS.get(k)
         if header is None:
-            header = _HEADERS[k] = re.compile(r"\n {" + str(k) + r"}(?=[^\s#])")
-        starts = [m.start() for m in header.finditer(section)]
-        if not starts or section[: starts[0]].strip(" \n") and any(
-                ln.strip() and not ln.strip().startswith("#")
-                for ln in section[: starts[0]].split("\n")):
+            header = _HEADERS[k] = re.compile(r"\n(?= {" + str(k) + r"}[^\s#])")
+        parts = header.split(section)  # [preamble, block, block, ...]: one C-level pass
+        pre = parts[0]
+        if pre.strip(" \n") and any(ln.strip() and not ln.strip().startswith("#")
+                                     for ln in pre.split("\n")):
             raise _Unsupported
-        out: dict[str, ServiceState] = {}
-        blocks = self._blocks
-        for i, s0 in enumerate(starts):
-            block = section[s0: starts[i + 1] if i + 1 < len(starts) else len(section)]
-            hit = blocks.get(block)
-            if hit is None:
-                states = services_of(_fast("services:" + block), where)
-                if len(states) != 1:
-                    raise _Unsupported
-                hit = blocks[block] = next(iter(states.items()))
-            if hit[0] in out:
-                raise _Unsupported  # a duplicate service: the strict loader reports it
-            out[hit[0]] = hit[1]
+        blocks = parts[1:]
+        cache = self._blocks
+        hits = list(map(cache.get, blocks))
+        if None in hits:
+            for i, block in enumerate(blocks):
+                if hits[i] is None:
+                    states = services_of(_fast("services:\n" + block), where)
+                    if len(states) != 1:
+                        raise _Unsupported
+                    hits[i] = cache[block] = next(iter(states.items()))
+        out = dict(hits)  # type: ignore[arg-type]
+        if len(out) != len(hits):
+            raise _Unsupported  # a duplicate service: the strict loader reports it
+        texts.update(zip(out, blocks, strict=True))
         return out

@@ -32,14 +32,16 @@ commit (``Merge pull request #123 ...``).
 
 from __future__ import annotations
 
+import bisect
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 
-from mlreg.errors import InputError, MlregError, NotFound
+from mlreg.errors import GitError, InputError, MlregError, NotFound
 from mlreg.gitio import git, resolve_commit
-from mlreg.history.gitlog import BlobReader, Commit, chain_dates, log_changes, side_commits
+from mlreg.history.gitlog import BlobReader, Commit, chain_dates, iter_log_batches, side_commits
 from mlreg.history.manifest import ManifestReader, ServiceState
 from mlreg.names import VERSION_PATTERN
 
@@ -81,7 +83,11 @@ class Message:
 
 def parse_message(message: str) -> Message:
     """Subject, PR number, reverted commit and reason of a commit message."""
-    lines = message.strip("\n").split("\n")
+    stripped = message.strip("\n")
+    if "\n" not in stripped and "This reverts" not in stripped:  # a subject alone (most)
+        m = _PR_SQUASH.search(stripped) or _PR_MERGE.match(stripped)
+        return Message(stripped.strip(), int(m.group(1)) if m else None, None, None)
+    lines = stripped.split("\n")
     subject = lines[0].strip() if lines else ""
     pr = None
     m = _PR_SQUASH.search(subject) or _PR_MERGE.match(subject)
@@ -293,16 +299,22 @@ def default_rev(root: str, main_branch: str | None = None) -> str:
     return "HEAD"
 
 
-def _manifests_at(root: str, rev: str) -> list[str]:
-    from mlreg.registry import DEFAULT_MANIFEST, Registry
+def _manifests_at(root: str, commit: str) -> list[str]:
+    """The manifests mlreg.yaml names at ``commit`` (one ``git show``, not a tree listing)."""
+    from mlreg.registry import DEFAULT_MANIFEST, SETTINGS_FILE
+    from mlreg.yamlio import load_yaml_text
 
+    proc = git(root, "show", f"{commit}:./{SETTINGS_FILE}", check=False)
+    if proc.returncode != 0:
+        raise NotFound(f"{root}: not an mlreg registry at {commit[:12]} (no {SETTINGS_FILE})")
     try:
-        with Registry.open(root, rev=rev) as reg:
-            return reg.manifests()
-    except NotFound:
-        raise
+        data = load_yaml_text(proc.stdout, f"{commit[:12]}:{SETTINGS_FILE}").data
     except MlregError:
         return [DEFAULT_MANIFEST]
+    manifests = data.get("manifests") if isinstance(data, dict) else None
+    if isinstance(manifests, list) and all(isinstance(m, str) for m in manifests) and manifests:
+        return list(manifests)
+    return [DEFAULT_MANIFEST]
 
 
 def _shares(st: ServiceState | None) -> dict[tuple[str, str], float]:
@@ -326,10 +338,22 @@ def _moved(before: ServiceState | None, after: ServiceState | None
     return lost, gained
 
 
+def _by_prefix(ordered: list[str], prefix: str) -> str | None:
+    """The one id in sorted ``ordered`` that starts with ``prefix`` (None: none or several)."""
+    i = bisect.bisect_left(ordered, prefix)
+    if i < len(ordered) and ordered[i].startswith(prefix):
+        if i + 1 < len(ordered) and ordered[i + 1].startswith(prefix):
+            return None
+        return ordered[i]
+    return None
+
+
 def _deployment_events(before: dict[str, ServiceState], after: dict[str, ServiceState],
-                       base: dict, is_rollback: bool) -> list[Event]:
+                       base: dict, is_rollback: bool, names: list[str] | None = None
+                       ) -> list[Event]:
     out = []
-    names = list(after) + [s for s in before if s not in after]
+    if names is None:
+        names = list(after) + [s for s in before if s not in after]
     for svc in names:
         b, a = before.get(svc), after.get(svc)
         if b == a:
@@ -381,7 +405,9 @@ def _deployment_events(before: dict[str, ServiceState], after: dict[str, Service
 
 
 class _Builder:
-    def __init__(self, root: str, rev: str, manifests: list[str]) -> None:
+    def __init__(self, root: str, rev: str, manifests: list[str], chain: _Chain) -> None:
+        self.chain = chain
+        self.commits = 0
         self.root = root
         self.rev = rev
         self.manifests = manifests
@@ -389,25 +415,46 @@ class _Builder:
         self.blobs = BlobReader(root)
         self.records: dict[tuple[str, str], str] = {}  # (model, version) -> blob of the record
         self._side: dict[str, list[tuple[str, str]]] | None = None
-        self._chain: set[str] = set()
+        self._sorted: list[str] | None = None
+        self._side_sorted: list[str] | None = None
+        self._side_of: dict[str, str] = {}
 
     def close(self) -> None:
         self.blobs.close()
 
     def side(self, merge: str) -> list[tuple[str, str]]:
         if self._side is None:
-            self._side = side_commits(self.root, self.rev, self._chain)
+            self._side = side_commits(self.root, self.rev, set(self.chain.positions))
         return self._side.get(merge, [])
 
-    def run(self, commits: list[Commit], positions: dict[str, int]) -> list[Event]:
-        self._chain = set(positions)
+    def run(self, batches: Iterable[list[Commit]]) -> list[Event]:
+        self.commits = 0
         state: dict[str, dict[str, ServiceState]] = {m: {} for m in self.manifests}
+        blocks: dict[str, dict[str, str | None]] = {m: {} for m in self.manifests}
         events: list[Event] = []
         manifest_set = set(self.manifests)
+        for batch in batches:
+            self.commits += len(batch)
+            # The batch's manifest versions in one exchange with cat-file.
+            wanted = [ch.new_blob for c in batch for ch in c.changes
+                      if ch.new_blob and ch.path in manifest_set]
+            contents = dict(zip(wanted, self.blobs.read_many(wanted), strict=True))
+            self._commits(batch, contents, state, blocks, events, manifest_set)
+        positions = self.chain.positions
+        for ev in events:
+            ev.position = positions.get(ev.commit, -1)
+            if ev.reverts:
+                ev.reverted_commit = self._resolve_reverted(ev.reverts, positions)
+        return events
+
+    def _commits(self, commits: list[Commit], contents: dict[str, bytes],
+                 state: dict[str, dict[str, ServiceState]],
+                 blocks: dict[str, dict[str, str | None]], events: list[Event],
+                 manifest_set: set[str]) -> None:
         for c in commits:
             msg = parse_message(c.message)
             reverts, reason = msg.reverts, msg.reason
-            base = dict(kind="", commit=c.sha, position=positions.get(c.sha, -1),
+            base = dict(kind="", commit=c.sha, position=-1,
                         date=c.commit_date, author=c.author, author_email=c.author_email,
                         committer=c.committer, subject=msg.subject, pr=msg.pr, reason=reason)
             touched = [ch for ch in c.changes if ch.path in manifest_set]
@@ -423,38 +470,46 @@ class _Builder:
                 events.extend(self._file_event(ch, base))
             is_rollback = reverts is not None or bool(_REVERT_SUBJECT.match(msg.subject))
             for ch in touched:
-                before_all = state[ch.path]
+                before_all, before_blocks = state[ch.path], blocks[ch.path]
                 if ch.new_blob is None:
                     after_all: dict[str, ServiceState] = {}
+                    after_blocks: dict[str, str | None] = {}
                 else:
                     try:
-                        after_all = self.reader.services(self.blobs.read(ch.new_blob), ch.path)
+                        after_all, after_blocks = self.reader.read(contents[ch.new_blob],
+                                                                   ch.path)
                     except InputError as exc:
                         events.append(Event(**{**base, "kind": "manifest_error"}, path=ch.path,
                                             error=str(exc)))
                         continue
-                for ev in _deployment_events(before_all, after_all, base, is_rollback):
+                # Same block text, same service: only the changed blocks are compared.
+                names = [n for n, t in after_blocks.items()
+                         if t is None or before_blocks.get(n) != t] + [
+                    n for n in before_all if n not in after_all]
+                blocks[ch.path] = after_blocks
+                for ev in _deployment_events(before_all, after_all, base, is_rollback, names):
                     if ev.kind == "rollback":
                         ev.reverts = reverts
-                        ev.reverted_commit = self._resolve_reverted(reverts, positions)
                     events.append(ev)
                 state[ch.path] = after_all
-        return events
 
     def _resolve_reverted(self, sha: str | None, positions: dict[str, int]) -> str | None:
         if not sha:
             return None
         if sha in positions:
             return sha
-        for full in positions:
-            if full.startswith(sha):
-                return full
+        if self._sorted is None:
+            self._sorted = sorted(positions)
+        hit = _by_prefix(self._sorted, sha)
+        if hit is not None:
+            return hit
         if self._side is None:
-            self._side = side_commits(self.root, self.rev, self._chain)
-        for merge, commits in self._side.items():
-            if any(s.startswith(sha) for s, _ in commits):
-                return merge
-        return None
+            self._side = side_commits(self.root, self.rev, set(positions))
+        if self._side_sorted is None:
+            self._side_of = {s: merge for merge, cs in self._side.items() for s, _ in cs}
+            self._side_sorted = sorted(self._side_of)
+        hit = _by_prefix(self._side_sorted, sha)
+        return self._side_of[hit] if hit is not None else None
 
     def _file_event(self, ch, base: dict) -> list[Event]:  # noqa: ANN001
         m = _RECORD.match(ch.path)
@@ -503,16 +558,47 @@ def timeline(root: str = ".", rev: str | None = None) -> Timeline:
     rev = rev or default_rev(root)
     head = resolve_commit(root, rev)
     manifests = _manifests_at(root, head)
-    chain = chain_dates(root, head)
-    positions = {sha: i for i, (sha, _) in enumerate(chain)}
-    commits = log_changes(root, head, [*manifests, "models"])
-    builder = _Builder(root, head, manifests)
+    chain = _Chain(root, head)  # walks in parallel with the log below
+    builder = _Builder(root, head, manifests, chain)
     try:
-        events = builder.run(commits, positions)
+        events = builder.run(iter_log_batches(root, head, [*manifests, "models"]))
     finally:
         builder.close()
-    return Timeline(rev=rev, head=head, manifests=manifests, events=events, commits=len(commits),
-                    chain=len(chain))
+        chain.close()
+    return Timeline(rev=rev, head=head, manifests=manifests, events=events,
+                    commits=builder.commits, chain=len(chain.positions))
+
+
+class _Chain:
+    """The first-parent chain's commits and their positions, read by a ``git log`` that runs
+    while the changes are being streamed; waited for only when first needed."""
+
+    def __init__(self, root: str, head: str) -> None:
+        import subprocess
+        import tempfile
+
+        self._out = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            ["git", "-C", root, "log", "--first-parent", "--reverse", "--format=%H",
+             "--end-of-options", head], stdout=self._out, stderr=subprocess.DEVNULL,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+        self._positions: dict[str, int] | None = None
+
+    @property
+    def positions(self) -> dict[str, int]:
+        if self._positions is None:
+            if self._proc.wait() != 0:
+                raise GitError("git log (first-parent chain) failed")
+            self._out.seek(0)
+            shas = self._out.read().decode().split()
+            self._positions = {sha: i for i, sha in enumerate(shas)}
+        return self._positions
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._out.close()
 
 
 # ------------------------------------------------------------------------------------ as of
