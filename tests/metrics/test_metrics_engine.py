@@ -168,3 +168,22 @@ def test_candidate_equal_to_baseline_has_zero_deltas():
         ok = np.isfinite(dc.value)
         assert np.all(dc.value[ok] == 0.0), key
         assert np.all(dc.lo[ok] == 0.0) and np.all(dc.hi[ok] == 0.0), key
+
+
+@pytest.mark.parametrize("steep", [0.5, 25.0])
+def test_calibration_cells_and_exact_fallback_match_reference(steep):
+    """Slopes up to 16 use the logit-cell fit; steeper ones take the exact row passes."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    z = rng.normal(-1.0, 1.5, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int8)
+    s = 1 / (1 + np.exp(-z / steep))  # fitted slope ~ steep
+    codes = rng.integers(0, 3, n).astype(np.uint8)
+    sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
+    out = Engine(y, None, {"m": s}, None, EngineSettings(thresholds=(), piece_rows=700)).run(sl)
+    col = out.models["m"].columns["calibration_slope"]
+    for j in range(3):
+        ref = B.calibration_slope(y[codes == j], s[codes == j])
+        assert col.value[j] == pytest.approx(ref.value, rel=1e-9)
+        assert col.lo[j] == pytest.approx(ref.lo, rel=1e-8)
+        assert abs(col.value[j] - steep) < 0.3 * steep
