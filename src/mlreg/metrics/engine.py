@@ -941,7 +941,9 @@ class Engine:
             if do_cal:
                 self._calibration_piece(cal, st, pc, X[a:b], yf, w, w2, mine, brow, bcols)
             if rows is not None:
-                rows[a:b] = np.column_stack([mine[name] for name in row_cols])
+                block = rows[a:b]
+                for name, j in row_cols.items():
+                    block[:, j] = mine[name]
 
         if do_auc:
             self._finish_auc(out, st, acc, base)
