@@ -185,11 +185,56 @@ def _odd(text: str) -> bool:
             or any(c in text for c in _ODD_CHARS))
 
 
+@dataclass
+class _Version:
+    """What the reader keeps of the last version of one manifest, to read the next one from
+    the changed region only. Offsets are into ``text`` (the file with a leading newline)."""
+
+    text: str
+    states: dict[str, ServiceState]
+    texts: dict[str, str | None]
+    header: re.Pattern[str]
+    first: int  # offset of the newline that starts the first block
+    end: int  # offset where the services section ends
+    k: int  # indentation of the service names
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix: a binary search of C-level slice comparisons."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:] == b[len(b) - mid:]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class ManifestReader:
-    """Services of many manifest versions, each service block parsed once (see module doc)."""
+    """Services of many manifest versions (see the module docstring).
+
+    Versions of the same manifest are usually read in history order, and each differs from the
+    previous one in a block or two: :meth:`read` finds the changed region (common prefix and
+    suffix, by binary search), re-reads only the service blocks around it and keeps the rest.
+    ``changed`` then names the services whose block text changed (None: not known, compare).
+    """
 
     def __init__(self) -> None:
         self._blocks: dict[str, tuple[str, ServiceState]] = {}
+        self._last: dict[str, _Version] = {}
+        self.changed: list[str] | None = None
 
     def services(self, raw: bytes, where: str = "production.yaml") -> dict[str, ServiceState]:
         """``{service: ServiceState}`` of one manifest version; LoadError or InputError when it
@@ -199,23 +244,38 @@ class ManifestReader:
     def read(self, raw: bytes, where: str = "production.yaml"
              ) -> tuple[dict[str, ServiceState], dict[str, str | None]]:
         """The services of one manifest version and the text of each service's block (None
-        when the strict loader read it): equal block texts mean an unchanged service, which
-        lets a history compare two versions without comparing every service."""
+        when the strict loader read it): equal block texts mean an unchanged service."""
+        self.changed = None
         try:
-            text = raw.decode("utf-8")
+            text = "\n" + raw.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if text is not None and not _odd(text):
-            blocks: dict[str, str | None] = {}
-            try:
-                return self._by_blocks("\n" + text, where, blocks), blocks
-            except _Unsupported:
-                pass
+        last = self._last.pop(where, None)
+        if text is not None:
+            if last is not None:
+                try:
+                    return self._incremental(last, text, where)
+                except _Unsupported:
+                    pass
+            if not _odd(text[1:]):
+                try:
+                    return self._by_blocks(text, where)
+                except _Unsupported:
+                    pass
         states = services_of(parse_manifest(raw, where), where)
         return states, dict.fromkeys(states)
 
-    def _by_blocks(self, text: str, where: str, texts: dict[str, str | None]
-                   ) -> dict[str, ServiceState]:
+    def _block(self, block: str, where: str) -> tuple[str, ServiceState]:
+        hit = self._blocks.get(block)
+        if hit is None:
+            states = services_of(_fast("services:\n" + block), where)
+            if len(states) != 1:
+                raise _Unsupported
+            hit = self._blocks[block] = next(iter(states.items()))
+        return hit
+
+    def _by_blocks(self, text: str, where: str
+                   ) -> tuple[dict[str, ServiceState], dict[str, str | None]]:
         at = text.find("\nservices:")
         if at == -1 or text.find("\nservices:", at + 1) != -1:
             raise _Unsupported
@@ -225,12 +285,16 @@ class ManifestReader:
         if rest and not rest.startswith("#"):
             raise _Unsupported  # services: {} or a value on the same line
         end_m = _TOPLEVEL.search(text, eol)
-        section = text[eol: end_m.start() if end_m else len(text)]
+        end = end_m.start() if end_m else len(text)
+        section = text[eol:end]
+        outside = _fast(text[:eol] + text[end:])  # the rest must be plain YAML too
+        if "services" not in outside:
+            raise _Unsupported
         first = _FIRST_KEY.search(section)
         if first is None:
             if any(ln.strip() and not ln.strip().startswith("#") for ln in section.split("\n")):
                 raise _Unsupported
-            return {}
+            return {}, {}
         k = len(first.group(1))
         header = _HEADERS.get(k)
         if header is None:
@@ -241,17 +305,80 @@ class ManifestReader:
                                      for ln in pre.split("\n")):
             raise _Unsupported
         blocks = parts[1:]
-        cache = self._blocks
-        hits = list(map(cache.get, blocks))
+        hits = list(map(self._blocks.get, blocks))
         if None in hits:
-            for i, block in enumerate(blocks):
-                if hits[i] is None:
-                    states = services_of(_fast("services:\n" + block), where)
-                    if len(states) != 1:
-                        raise _Unsupported
-                    hits[i] = cache[block] = next(iter(states.items()))
-        out = dict(hits)  # type: ignore[arg-type]
-        if len(out) != len(hits):
+            hits = [h if h is not None else self._block(b, where) for h, b in zip(hits, blocks,
+                                                                                  strict=True)]
+        states = dict(hits)  # type: ignore[arg-type]
+        if len(states) != len(hits):
             raise _Unsupported  # a duplicate service: the strict loader reports it
-        texts.update(zip(out, blocks, strict=True))
-        return out
+        texts: dict[str, str | None] = dict(zip(states, blocks, strict=True))
+        self._last[where] = _Version(text, states, texts, header, eol + first.start(), end, k)
+        return states, texts
+
+    def _boundary_before(self, v: _Version, text: str, pos: int) -> int:
+        """The newline of the last block header that starts before ``pos`` (or the first)."""
+        h = "\n" + " " * v.k
+        while True:
+            i = text.rfind(h, v.first, pos)
+            if i <= v.first:
+                return v.first
+            c = text[i + len(h): i + len(h) + 1]
+            if c and c not in " \n#":
+                return i
+            pos = i
+
+    def _boundary_after(self, v: _Version, text: str, pos: int, end: int) -> int:
+        h = "\n" + " " * v.k
+        while True:
+            i = text.find(h, pos, end)
+            if i == -1:
+                return end
+            c = text[i + len(h): i + len(h) + 1]
+            if c and c not in " \n#":
+                return i
+            pos = i + 1
+
+    def _incremental(self, v: _Version, text: str, where: str
+                     ) -> tuple[dict[str, ServiceState], dict[str, str | None]]:
+        old = v.text
+        if old == text:
+            self._last[where] = v
+            self.changed = []
+            return v.states, v.texts
+        p = _common_prefix(old, text)
+        q = _common_suffix(old, text, min(len(old), len(text)) - p)
+        delta = len(text) - len(old)
+        # The change must lie inside the blocks, clear of the section's first header and end.
+        if p <= v.first or len(old) - q >= v.end:
+            raise _Unsupported
+        # Whole blocks around the change, one block of margin on each side.
+        start = self._boundary_before(v, old, self._boundary_before(v, old, p))
+        stop = self._boundary_after(v, old, self._boundary_after(v, old, len(old) - q + 1,
+                                                                  v.end) + 1, v.end)
+        if stop < len(old) - q:
+            raise _Unsupported
+        region_old = old[start:stop]
+        region_new = text[start:stop + delta]
+        if _odd(region_new) or not region_new.startswith("\n") or _TOPLEVEL.search(region_new):
+            raise _Unsupported  # odd syntax, or a new top-level key: read it all
+        old_blocks = v.header.split(region_old)[1:]
+        new_parts = v.header.split(region_new)
+        if new_parts[0] != "":
+            raise _Unsupported
+        new_blocks = new_parts[1:]
+        old_names = [self._blocks[b][0] for b in old_blocks]
+        new_hits = [self._block(b, where) for b in new_blocks]
+        if [h[0] for h in new_hits] != old_names:
+            raise _Unsupported  # services added, removed or renamed: read it all (rare)
+        states = dict(v.states)
+        texts = dict(v.texts)
+        changed = []
+        for (name, state), block in zip(new_hits, new_blocks, strict=True):
+            if texts[name] != block:
+                changed.append(name)
+                states[name] = state
+                texts[name] = block
+        self._last[where] = _Version(text, states, texts, v.header, v.first, v.end + delta, v.k)
+        self.changed = changed
+        return states, texts

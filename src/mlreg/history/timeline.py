@@ -408,6 +408,7 @@ class _Builder:
     def __init__(self, root: str, rev: str, manifests: list[str], chain: _Chain) -> None:
         self.chain = chain
         self.commits = 0
+        self._last_read: dict[str, str | None] = {}  # manifest -> blob the reader read last
         self.root = root
         self.rev = rev
         self.manifests = manifests
@@ -482,10 +483,16 @@ class _Builder:
                         events.append(Event(**{**base, "kind": "manifest_error"}, path=ch.path,
                                             error=str(exc)))
                         continue
-                # Same block text, same service: only the changed blocks are compared.
-                names = [n for n, t in after_blocks.items()
-                         if t is None or before_blocks.get(n) != t] + [
-                    n for n in before_all if n not in after_all]
+                # Same block text, same service: only the changed blocks are compared (the
+                # reader knows them when it read this version from the previous one).
+                if self.reader.changed is not None and before_blocks is blocks[ch.path] \
+                        and self._last_read.get(ch.path) == ch.old_blob:
+                    names = self.reader.changed
+                else:
+                    names = [n for n, t in after_blocks.items()
+                             if t is None or before_blocks.get(n) != t] + [
+                        n for n in before_all if n not in after_all]
+                self._last_read[ch.path] = ch.new_blob
                 blocks[ch.path] = after_blocks
                 for ev in _deployment_events(before_all, after_all, base, is_rollback, names):
                     if ev.kind == "rollback":
