@@ -319,8 +319,35 @@ class _Ctx:
     decisions: dict[tuple[str, str], list[dict]]
     calib: dict[tuple[str, str], tuple[dict, str | None]]
 
+    def __post_init__(self) -> None:
+        # Indexes built once: pages look things up instead of scanning every event or fact.
+        versions: dict[str, list[str]] = defaultdict(list)
+        keys: dict[str, dict[str, None]] = defaultdict(dict)
+        for (m, v), f in self.facts.items():
+            versions[m].append(v)
+            for k in f.get("metrics") or {}:
+                keys[m][k] = None
+        self._versions = {m: sorted(vs, key=natural_key) for m, vs in versions.items()}
+        self._keys = {m: sorted(ks, key=lambda k: (not k.startswith("validation."), k))
+                      for m, ks in keys.items()}
+        self.by_version: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        self.by_service: dict[str, list[Any]] = defaultdict(list)
+        self.services_of_model: dict[str, set[str]] = defaultdict(set)
+        for e in self.events:
+            if not e.service or e.kind == "online":
+                continue
+            self.by_service[e.service].append(e)
+            models = e.models()
+            for m in models:
+                self.services_of_model[m].add(e.service)
+                for v in e.versions():
+                    self.by_version[(m, v)].append(e)
+
     def versions_of(self, model: str) -> list[str]:
-        return sorted((v for m, v in self.facts if m == model), key=natural_key)
+        return self._versions.get(model, [])
+
+    def metric_keys(self, model: str) -> list[str]:
+        return self._keys.get(model, [])
 
     def badges(self, model: str, version: str, depth: int) -> str:
         out = []
@@ -428,10 +455,15 @@ def _all_calibration(reg: Any, facts: Mapping[tuple[str, str], dict],
     except ImportError as exc:  # pragma: no cover
         summary.notes.append(f"calibration plots not available: {exc}")
         return out
+    by_model: dict[str, list[str]] = defaultdict(list)
+    for m, v in facts:
+        by_model[m].append(v)
+    for vs in by_model.values():
+        vs.sort(key=natural_key)
     for model, info in model_info.items():
         if info.get("task") != "binary_classification":
             continue
-        versions = sorted((v for m, v in facts if m == model), key=natural_key)
+        versions = by_model.get(model, [])
         wanted = versions[-latest:]
         for d in deps.values():
             if d.model == model:
@@ -521,12 +553,7 @@ def _models_page(site: _Site, ctx: _Ctx) -> None:
 
 
 def _metric_keys(ctx: _Ctx, model: str) -> list[str]:
-    keys: dict[str, None] = {}
-    for (m, _v), f in ctx.facts.items():
-        if m == model:
-            for k in f.get("metrics") or {}:
-                keys[k] = None
-    return sorted(keys, key=lambda k: (not k.startswith("validation."), k))
+    return ctx.metric_keys(model)
 
 
 def _online_rows(ctx: _Ctx, model: str, version: str | None = None) -> list[dict]:
@@ -614,9 +641,8 @@ def _model_page(site: _Site, ctx: _Ctx, model: str) -> None:
                     + "</div>")
     body.append("<h2>Online and offline</h2>")
     body.append(_online_section(ctx, model, depth))
-    svcs = sorted({e.service for e in ctx.events if e.service and e.kind != "online"
-                   and model in e.models()} | {s for s, d in ctx.deps.items()
-                                               if d.model == model})
+    svcs = sorted(ctx.services_of_model.get(model, set()) | {
+        s for s, d in ctx.deps.items() if d.model == model})
     if svcs:
         body.append("<h2>Services</h2><p>" + ", ".join(
             f'<a href="{_service_href(s, depth)}">{_e(s)}</a>' for s in svcs) + "</p>")
@@ -731,8 +757,7 @@ def _version_page(site: _Site, ctx: _Ctx, model: str, version: str) -> None:
             [_e(g["id"]), _e(g.get("rule")), _e(g.get("slices")),
              f'<span class="{"pass" if g["verdict"] == "pass" else "fail" if g["verdict"] == "fail" else "muted"}">'
              f'{_e(g["verdict"])}</span>', _e(g.get("reason"))] for g in d.get("gates") or []]))
-    evs = [e for e in ctx.events if e.service and e.kind not in ("online",)
-           and model in e.models() and version in e.versions()]
+    evs = ctx.by_version.get((model, version), [])
     body.append("<h2>Deployment events</h2>")
     body.append(_events_table(evs, ctx, depth) if evs else "<p class=muted>Never deployed.</p>")
     raw = ctx.reg.read_bytes(f.get("path") or "")
@@ -762,7 +787,7 @@ def _events_table(events: Sequence[Any], ctx: _Ctx, depth: int) -> str:
 
 def _service_page(site: _Site, ctx: _Ctx, service: str) -> None:
     depth = 1
-    evs = [e for e in ctx.events if e.service == service and e.kind != "online"]
+    evs = ctx.by_service.get(service, [])
     d = ctx.deps.get(service)
     body = [f"<h1>Service {_e(service)}</h1>"]
     if d is not None:
