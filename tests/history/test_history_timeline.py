@@ -263,3 +263,20 @@ def test_history_cli_text_json_and_at(story, run_cli):
     assert res.code == 2 and "not a date" in res.err
     res = run_cli("history", "--limit", "1", "-C", story.root)
     assert res.code == 0 and "1 event(s)" in res.out
+
+
+def test_manifest_deleted_and_restored(tmp_path: Path):
+    r = Repo(tmp_path / "r")
+    r.copy("mlreg.yaml")
+    a = {"model": "m", "stable": "1"}
+    b = {"model": "m", "stable": "2"}
+    r.write("production.yaml", manifest({"a": a, "b": b}))
+    r.commit("both", "2024-01-01T00:00:00Z")
+    (r.path / "production.yaml").unlink()
+    r.commit("gone", "2024-01-02T00:00:00Z")
+    r.write("production.yaml", manifest({"a": a, "b": {**b, "stable": "3"}}))
+    r.commit("back", "2024-01-03T00:00:00Z")
+    got = [(e.subject, e.kind, e.service, e.version) for e in timeline(str(r.path)).events]
+    assert got == [("both", "promotion", "a", "1"), ("both", "promotion", "b", "2"),
+                   ("gone", "retirement", "a", "1"), ("gone", "retirement", "b", "2"),
+                   ("back", "promotion", "a", "1"), ("back", "promotion", "b", "3")]

@@ -41,7 +41,14 @@ from datetime import UTC, datetime, time
 
 from mlreg.errors import GitError, InputError, MlregError, NotFound
 from mlreg.gitio import git, resolve_commit
-from mlreg.history.gitlog import BlobReader, Commit, chain_dates, iter_log_batches, side_commits
+from mlreg.history.gitlog import (
+    BlobReader,
+    Change,
+    Commit,
+    chain_dates,
+    iter_log_batches,
+    side_commits,
+)
 from mlreg.history.manifest import ManifestReader, ServiceState
 from mlreg.names import VERSION_PATTERN
 
@@ -485,7 +492,7 @@ class _Builder:
                         continue
                 # Same block text, same service: only the changed blocks are compared (the
                 # reader knows them when it read this version from the previous one).
-                if self.reader.changed is not None and before_blocks is blocks[ch.path] \
+                if self.reader.changed is not None and ch.old_blob is not None \
                         and self._last_read.get(ch.path) == ch.old_blob:
                     names = self.reader.changed
                 else:
@@ -518,7 +525,7 @@ class _Builder:
         hit = _by_prefix(self._side_sorted, sha)
         return self._side_of[hit] if hit is not None else None
 
-    def _file_event(self, ch, base: dict) -> list[Event]:  # noqa: ANN001
+    def _file_event(self, ch: Change, base: dict) -> list[Event]:
         m = _RECORD.match(ch.path)
         if m and m.group(2) != "model" and _VERSION.match(m.group(2)):
             model, version = m.group(1), m.group(2)
