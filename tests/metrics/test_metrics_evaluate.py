@@ -269,3 +269,14 @@ def test_reference_and_engine_agree_through_the_api(frame):
     assert m["calibration_intercept"].lo == pytest.approx(ref.lo, abs=1e-8)
     assert m["brier"].value == pytest.approx(
         skm.brier_score_loss(sub.label, sub.score_candidate, sample_weight=sub.w))
+
+
+def test_group_breakdown_on_overall_and_too_many_thresholds(frame):
+    res = evaluate_predictions(frame, label="label", scores=SCORES, group_columns=["gender"],
+                               metrics=["count", "base_rate"], group_metrics=["count"])
+    gb = res.overall.groups["gender"]
+    assert sum(g["n"] for g in gb.groups.values()) == len(frame)
+    assert gb.gaps["candidate"]["count"].method == "exact"
+    with pytest.raises(InputError, match="thresholds"):
+        evaluate_predictions(frame.iloc[:100], label="label", scores=SCORES,
+                             metrics=[f"precision@{t / 20}" for t in range(17)])

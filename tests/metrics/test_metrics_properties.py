@@ -15,7 +15,7 @@ from mlreg.metrics import evaluate_predictions
 METRICS = ["count", "weight", "base_rate", "mean_score", "auc", "pr_auc", "log_loss", "brier",
            "calibration_slope", "calibration_intercept", "ece", "precision@0.5", "recall@0.3",
            "f1", "fpr"]
-SETTINGS = settings(max_examples=25, deadline=None,
+SETTINGS = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

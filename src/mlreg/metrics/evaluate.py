@@ -12,7 +12,14 @@ import pandas as pd
 
 from mlreg.errors import InputError
 from mlreg.metrics import ranking as RK
-from mlreg.metrics.engine import ENGINE_METRICS, Column, Engine, EngineSettings, SlicingOutput
+from mlreg.metrics.engine import (
+    ENGINE_METRICS,
+    MAX_THRESHOLDS,
+    Column,
+    Engine,
+    EngineSettings,
+    SlicingOutput,
+)
 from mlreg.metrics.intervals import (
     DEFAULT_BUCKETS,
     DEFAULT_REPLICATES,
@@ -124,10 +131,12 @@ def evaluate_predictions(
     combination of each cross in ``crosses``. ``top_n`` keeps only the N column slices with most
     traffic (``traffic="count"`` or ``"weight"``); ``min_size`` drops column and cross slices with
     fewer rows. ``group_columns`` adds, inside every slice, the metrics per protected group and the
-    max-min gap across groups (``group_metrics`` defaults to ``metrics``). Ranking metrics need
+    max-min gap across groups (``group_metrics`` defaults to ``metrics``; only the built-in binary
+    metrics are broken down by group, ranking and custom metrics are not). Ranking metrics need
     ``query`` (relevance from ``relevance``, default ``label``). ``id_column`` keys the bootstrap
-    buckets (default: a hash of label and scores). Raises :class:`mlreg.errors.InputError` on bad
-    input; undefined metrics are NaN values with a reason.
+    buckets (default: a hash of label and scores). ``n_jobs`` > 1 runs slicings in threads (on a
+    busy two-core machine one thread was as fast and used less memory). Raises
+    :class:`mlreg.errors.InputError` on bad input; undefined metrics are NaN values with a reason.
     """
     if not isinstance(df, pd.DataFrame):
         raise InputError("predictions must be a pandas DataFrame")
@@ -185,6 +194,11 @@ def evaluate_predictions(
 
     thresholds = sorted({r.threshold for r in requests + group_requests
                          if r.threshold is not None})
+    if len(thresholds) > MAX_THRESHOLDS:
+        raise InputError(f"at most {MAX_THRESHOLDS} distinct thresholds per evaluation, "
+                         f"got {len(thresholds)}")
+    if n >= 2**32:
+        raise InputError("evaluate_predictions handles fewer than 2**32 rows")
     want = frozenset(_KERNEL[r.name] for r in requests + group_requests if r.name in _KERNEL)
     n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
 
