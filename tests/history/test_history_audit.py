@@ -123,6 +123,11 @@ def test_netflix_audit_per_surface(story):
                        ("homepage", "promotion", "canary-promote", "pass"),
                        ("search", "promotion", "canary-promote", "pass")]
     assert {x["service"] for x in r["online"]["results"]} == {"homepage", "search", "post-play"}
+    assert r["offline_metrics"] == {"validation.precision_at_10": 0.31,
+                                    "validation.ndcg_at_20": 0.44}
+    md = render_markdown(r)
+    online = md[md.index("## Online results"):]
+    assert "validation\\.precision\\_at\\_10 0\\.31" in online and "ctr\\_lift \\-0\\.03" in online
     assert [(x["service"], x["role"]) for x in r["serving_now"]] == [("homepage", "stable"),
                                                                      ("search", "stable")]
     rollback = [e for e in r["events"] if e["kind"] == "rollback"]

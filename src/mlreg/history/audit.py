@@ -270,6 +270,9 @@ def audit_version(root: str, name: str, *, rev: str | None = None, forge: Any = 
         s for s, d in deployments.items() if d["model"] == model
         and version in (d["stable"], d["canary"])} | {r["service"] for r in online})
     rules = _online_rules(root, model)
+    from mlreg.history.online import flat_metrics
+
+    report["offline_metrics"] = flat_metrics(record)
     report["online"] = {"results": online, "rules": rules["rules"], "rules_source":
                         rules["source"], "checks": {
                             s: check_online(rules["rules"], online, s, version, model=model)
@@ -431,6 +434,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out.append("- never deployed")
     on = report.get("online") or {}
     out += ["", "## Online results", ""]
+    offline = report.get("offline_metrics") or {}
+    if offline:
+        out += ["Offline, as recorded: " + ", ".join(f"{e(k)} {e(v)}" for k, v in
+                                                     offline.items()) + ".", ""]
     for r in on.get("results") or []:
         metrics = ", ".join(f"{e(k)} {e(m.get('value'))}"
                             + (f" [{e(m['interval'][0])}, {e(m['interval'][1])}]"
