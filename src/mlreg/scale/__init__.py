@@ -33,26 +33,29 @@ Results are :class:`mlreg.metrics.EvaluationResult` objects (values carry ``boun
 and ``note``; see :mod:`mlreg.scale.results`), so the gates consume them unchanged.
 """
 
-from mlreg.scale.cells import decode_cells, merge_cells, read_cells, write_cells
-from mlreg.scale.driver import SCALE_METRICS, Undecided, evaluate_at_scale
-from mlreg.scale.engines import (
-    ENGINES,
-    CellsEngine,
-    Engine,
-    EngineUnavailable,
-    StreamEngine,
-    install_hint,
-    open_engine,
-)
-from mlreg.scale.results import (
-    BoundedGapValue,
-    BoundedMetricValue,
-    BoundedPairedDelta,
-    ScaledResult,
-    ScaleInfo,
-)
-from mlreg.scale.spec import DEFAULT_BUCKETS, DEFAULT_LOGIT_RANGE, SCHEMA_VERSION, Spec
-from mlreg.scale.sql import DIALECTS, pass1_sql
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "evaluate_at_scale": "driver", "Undecided": "driver", "SCALE_METRICS": "driver",
+    "Spec": "spec", "DEFAULT_BUCKETS": "spec", "DEFAULT_LOGIT_RANGE": "spec",
+    "SCHEMA_VERSION": "spec", "ENGINES": "spec", "DIALECTS": "spec",
+    "Engine": "engines", "StreamEngine": "engines", "CellsEngine": "engines",
+    "EngineUnavailable": "engines", "open_engine": "engines", "install_hint": "engines",
+    "pass1_sql": "sql", "decode_cells": "cells", "merge_cells": "cells",
+    "read_cells": "cells", "write_cells": "cells", "BoundedMetricValue": "results",
+    "BoundedPairedDelta": "results", "BoundedGapValue": "results", "ScaledResult": "results",
+    "ScaleInfo": "results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the CLI imports mlreg.scale.cli for its options without numpy/pandas
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlreg.scale' has no attribute {name!r}")
+    return getattr(import_module(f"mlreg.scale.{module}"), name)
+
 
 __all__ = [
     "evaluate_at_scale",

@@ -24,12 +24,11 @@ from mlreg.scale.aggregates import CellAccumulator
 from mlreg.scale.compute import Pass2Sums
 from mlreg.scale.passes import NumpyPasses, Pass2Request, RefineRequest
 from mlreg.scale.rows import DEFAULT_BATCH_ROWS, iter_batches
-from mlreg.scale.spec import Spec
+from mlreg.scale.spec import ENGINES, Spec
 
 __all__ = ["Engine", "StreamEngine", "CellsEngine", "open_engine", "ENGINES", "install_hint",
            "EngineUnavailable"]
 
-ENGINES = ("memory", "stream", "duckdb", "spark", "cells")
 
 
 class EngineUnavailable(DependencyError):

@@ -202,7 +202,8 @@ def _frame_batches(df: Any, columns: list[str], batch_rows: int) -> Iterator[Any
 
     for start in range(0, len(df), batch_rows):
         part = df.iloc[start:start + batch_rows][columns]
-        yield pa.RecordBatch.from_pandas(part, preserve_index=False)
+        # pandas 3 keeps strings as chunked Arrow arrays: build a table, then batches
+        yield from pa.Table.from_pandas(part, preserve_index=False).combine_chunks().to_batches()
 
 
 def open_dataset(source: Any, storage_options: dict | None = None) -> Any:

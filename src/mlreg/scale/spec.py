@@ -26,7 +26,14 @@ __all__ = [
     "DEFAULT_LOGIT_RANGE",
     "EPS",
     "SCHEMA_VERSION",
+    "ENGINES",
+    "DIALECTS",
 ]
+
+#: engines by name (``memory`` is the in-memory engine of :mod:`mlreg.metrics`)
+ENGINES = ("memory", "stream", "duckdb", "spark", "cells")
+#: SQL dialects :func:`mlreg.scale.sql.pass1_sql` writes
+DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "trino", "ansi")
 
 #: Version of the cell table's layout (the ``schema_version`` column).
 SCHEMA_VERSION = 1
@@ -123,10 +130,6 @@ class Spec:
                    slice_columns=tuple(map(str, slice_columns)), crosses=tuple(norm_crosses),
                    group_columns=tuple(map(str, group_columns)), thresholds=ths,
                    n_bins=int(n_bins), buckets=int(buckets), logit_range=float(logit_range))
-        for c in spec.input_columns:
-            if c.startswith("__"):
-                raise InputError(f"column name {c!r} is reserved by the scale engines; "
-                                 "rename it in the predictions")
         return spec
 
     # ------------------------------------------------------------------ derived

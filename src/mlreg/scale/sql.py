@@ -25,11 +25,10 @@ from collections.abc import Sequence
 
 from mlreg.errors import InputError
 from mlreg.scale.cells import CELL_COLUMNS, PAIR_COLUMNS, value_column
-from mlreg.scale.spec import EPS, Spec, check_identifier
+from mlreg.scale.spec import DIALECTS, EPS, Spec, check_identifier
 
 __all__ = ["DIALECTS", "pass1_sql", "pass2_sql", "refine_sql", "Dialect"]
 
-DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "trino", "ansi")
 
 
 class Dialect:
