@@ -13,6 +13,7 @@ import click
 from mlreg.commands.options import open_registry, registry_options
 from mlreg.errors import CheckFailed, InputError
 from mlreg.render import table, to_json
+from mlreg.scale.cli import DIALECTS, cells_option, engine_option
 
 __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
 
@@ -20,7 +21,7 @@ __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
 # -- mlreg evaluate ------------------------------------------------------------------------------
 
 @click.command("evaluate")
-@click.argument("predictions")
+@click.argument("predictions", required=False)
 @click.option("--label", default="label", show_default=True, help="Label column (0/1).")
 @click.option("--score", "scores", multiple=True, metavar="COL",
               help="Score column of a model; repeat for several models. Default: score.")
@@ -43,26 +44,56 @@ __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default=None,
               help="File format (default: from the file name).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def evaluate_cmd(predictions: str, label: str, scores: tuple[str, ...], baseline: str | None,
-                 weight: str | None, slices: tuple[str, ...], crosses: tuple[str, ...],
-                 groups: tuple[str, ...], query: str | None, metrics: tuple[str, ...],
-                 threshold: float, fmt: str | None, as_json: bool) -> None:
+@engine_option
+@cells_option
+@click.option("--emit-sql", is_flag=True,
+              help="Print the portable pass-1 SQL (the cell table) instead of evaluating.")
+@click.option("--dialect", type=click.Choice(DIALECTS), default="duckdb", show_default=True,
+              help="SQL dialect of --emit-sql.")
+@click.option("--table", "table_name", default=None, metavar="NAME",
+              help="Table the emitted SQL reads (default: PREDICTIONS).")
+@click.option("--buckets", default=None, type=click.IntRange(2, 1_000_000), metavar="R",
+              help="Logit buckets of the scale engines (default 10000; AUC bound ~0.075/R).")
+def evaluate_cmd(predictions: str | None, label: str, scores: tuple[str, ...],
+                 baseline: str | None, weight: str | None, slices: tuple[str, ...],
+                 crosses: tuple[str, ...], groups: tuple[str, ...], query: str | None,
+                 metrics: tuple[str, ...], threshold: float, fmt: str | None, as_json: bool,
+                 engine: str | None, cells: str | None, emit_sql: bool, dialect: str,
+                 table_name: str | None, buckets: int | None) -> None:
     """Compute slice metrics with 95% intervals from PREDICTIONS (Parquet or CSV, a local file
     or a store URI such as s3://bucket/preds.parquet). No registry needed.
 
     \b
     mlreg evaluate preds.parquet --slice country --slice device --group age_band
     mlreg evaluate both.csv --score new --baseline old     # paired deltas new - old
+    mlreg evaluate 's3://b/eval/*.parquet' --engine duckdb --score new --baseline old
+    mlreg evaluate --emit-sql --dialect bigquery --table p.d.preds > pass1.sql
+    mlreg evaluate --cells cells.parquet --score new --baseline old   # its result, back
     """
     from mlreg.metrics import evaluate_predictions, read_predictions
 
-    frame = read_predictions(predictions, format=fmt)
     columns = list(dict.fromkeys([*(scores or ("score",)), *([baseline] if baseline else [])]))
-    result = evaluate_predictions(
-        frame, label=label, scores=columns, baseline=baseline, weight=weight,
-        slice_columns=list(slices), crosses=[tuple(c.split(",")) for c in crosses],
-        group_columns=list(groups), query=query, metrics=list(metrics) or None,
-        threshold=threshold)
+    if emit_sql or cells or (engine or "memory") != "memory":
+        from mlreg.scale.cli import scaled_evaluate
+
+        result = scaled_evaluate(
+            predictions, engine=engine, cells=cells, emit_sql=emit_sql, dialect=dialect,
+            table=table_name, buckets=buckets, label=label, scores=columns, baseline=baseline,
+            weight=weight, slice_columns=slices, crosses=[c.split(",") for c in crosses],
+            group_columns=groups, metrics=metrics, threshold=threshold)
+        if isinstance(result, str):
+            click.echo(result, nl=False)
+            return
+        predictions = predictions or cells
+    else:
+        if predictions is None:
+            raise click.UsageError("missing argument PREDICTIONS")
+        frame = read_predictions(predictions, format=fmt)
+        result = evaluate_predictions(
+            frame, label=label, scores=columns, baseline=baseline, weight=weight,
+            slice_columns=list(slices), crosses=[tuple(c.split(",")) for c in crosses],
+            group_columns=list(groups), query=query, metrics=list(metrics) or None,
+            threshold=threshold)
     if as_json:
         click.echo(to_json({"predictions": predictions, **result.to_dict()}))
         return
@@ -105,6 +136,8 @@ def _evaluate_text(predictions: str, res: Any) -> str:
                 if shown:
                     out.append(f"{s.name} by {col}, {model!r}: gap " + "; ".join(shown))
     out += [f"warning: {w}" for w in res.warnings]
+    if getattr(res, "scale", None) is not None:
+        out.append(res.scale.describe(list(res.metrics)))
     return "\n".join(out)
 
 
@@ -182,10 +215,13 @@ def _write(path: str, text: str) -> None:
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",
               help="Write the Markdown report (the PR comment); '-' for stdout.")
 @click.option("--all-rows", is_flag=True, help="Show every passing row in the terminal table.")
+@engine_option
+@cells_option
 def gate_cmd(candidate: str | None, base_rev: str | None, head_rev: str | None,
              baseline: str | None, service: str | None, mode: str,
              canary: float | None, registry: str, rev: str | None, json_path: str | None,
-             markdown_path: str | None, all_rows: bool) -> None:
+             markdown_path: str | None, all_rows: bool, engine: str | None,
+             cells: str | None) -> None:
     """Evaluate promoting --candidate under the registry's policies (policies/default.yaml
     and policies/MODEL.yaml), against the baseline served by the service.
 
@@ -215,7 +251,8 @@ def gate_cmd(candidate: str | None, base_rev: str | None, head_rev: str | None,
         raise click.UsageError("--mode bootstrap has no baseline; drop --baseline")
     with open_registry(registry, rev) as reg:
         promotion = resolve_promotion(reg, candidate, baseline, service, mode, canary)
-        result = gate_promotion(reg, reg, promotion)
+        result = gate_promotion(reg, reg, promotion, engine="cells" if cells else engine,
+                                engine_options={"cells": cells} if cells else None)
     doc = result.to_json_dict()
     validate_result(doc)  # what CI uploads is re-read as untrusted data: never write a bad one
     stdout_taken = "-" in (json_path, markdown_path)

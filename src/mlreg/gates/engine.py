@@ -23,7 +23,7 @@ from mlreg.gates.evaluate import metric_id
 from mlreg.gates.inputs import Estimate, Evidence, GroupStats, SliceStats, parse_slice_key
 from mlreg.gates.policy import Policy, rule_of
 
-__all__ = ["compute_evidence", "known_metrics", "Plan", "ENGINE"]
+__all__ = ["compute_evidence", "evidence_from_result", "known_metrics", "Plan", "ENGINE"]
 
 ENGINE = "mlreg.metrics.evaluate_predictions"
 
@@ -100,16 +100,20 @@ def _est(mv: Any) -> Estimate:
 def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str | None,
                      weight: str | None, policy: Policy, model_info: Mapping[str, Any],
                      id_column: str | None = None, query_column: str | None = None,
-                     baseline_problem: str | None = None) -> Evidence:
+                     baseline_problem: str | None = None, engine: str = "memory",
+                     engine_options: Mapping[str, Any] | None = None,
+                     notes: list[str] | None = None) -> Evidence:
     """Evidence for every metric gate of ``policy`` on ``table`` (a pandas DataFrame holding
     the label, the candidate's score, optionally the baseline's score on the same rows, the
     weight, the query id and the slice and group columns).
 
     Predictions the engine refuses (scores outside [0, 1], labels other than 0/1, missing
     values) become ``unavailable`` evidence with the engine's reason: every metric gate fails.
+    ``engine`` other than ``memory`` computes the same evidence with a scale engine
+    (:func:`mlreg.scale.gating.scaled_evidence`; ``engine_options`` from ``mlreg.yaml``'s
+    ``evaluation``); it appends a line naming the engine and its bounds to ``notes``.
     """
     from mlreg.metrics import evaluate_predictions
-    from mlreg.metrics.results import render_value
 
     ev = policy.evaluation
     plan = Plan(policy, model_info, set(map(str, table.columns)))
@@ -118,22 +122,34 @@ def compute_evidence(table: Any, *, label: str, score: str, baseline_score: str 
         scores["baseline"] = baseline_score
     common = {"rows": int(len(table)), "baseline_problem": baseline_problem,
               "metrics_known": known_metrics(), "engine": ENGINE}
+    args = dict(
+        label=label, scores=scores, baseline="baseline" if baseline_score else None,
+        weight=weight, slice_columns=plan.slice_columns, crosses=plan.crosses,
+        group_columns=plan.group_columns if plan.group_metrics else (),
+        metrics=list(plan.metrics) or ["count"], group_metrics=plan.group_metrics or None,
+        threshold=float(ev["threshold"]), traffic=ev["traffic"],
+        confidence=float(ev["confidence"]),
+        bootstrap_replicates=int(ev["bootstrap_replicates"]), bootstrap_seed=int(ev["seed"]))
     try:
+        if engine != "memory":
+            from mlreg.scale.gating import scaled_evidence
+
+            return scaled_evidence(table, engine=engine, options=engine_options, policy=policy,
+                                   plan=plan, model_info=model_info, common=common, notes=notes,
+                                   **args)
         res = evaluate_predictions(
-            table, label=label, scores=scores,
-            baseline="baseline" if baseline_score else None, weight=weight,
-            slice_columns=plan.slice_columns, crosses=plan.crosses,
-            group_columns=plan.group_columns if plan.group_metrics else (),
-            query=query_column if query_column in table.columns else None,
-            id_column=id_column if id_column in table.columns else None,
-            metrics=list(plan.metrics) or ["count"], group_metrics=plan.group_metrics or None,
-            threshold=float(ev["threshold"]), traffic=ev["traffic"],
-            confidence=float(ev["confidence"]),
-            bootstrap_replicates=int(ev["bootstrap_replicates"]),
-            bootstrap_seed=int(ev["seed"]))
+            table, query=query_column if query_column in table.columns else None,
+            id_column=id_column if id_column in table.columns else None, **args)
     except InputError as exc:
         return Evidence(unavailable=f"the metrics engine refused the predictions: {exc}",
                         **common)  # type: ignore[arg-type]
+    return evidence_from_result(res, plan, common)
+
+
+def evidence_from_result(res: Any, plan: Plan, common: Mapping[str, Any]) -> Evidence:
+    """The gates' Evidence from an EvaluationResult (in-memory or scaled) computed for ``plan``."""
+    from mlreg.metrics.results import render_value
+
     slices: dict[str, SliceStats] = {}
     cand: dict = {}
     base: dict = {}

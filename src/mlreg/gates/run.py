@@ -74,6 +74,7 @@ class _Gathered:
         self.files: list[FileCheck] = []
         self.unavailable: str | None = None
         self.baseline_problem: str | None = None
+        self.notes: list[str] = []  # from a scale engine: the engine and its bounds
 
 
 def _load_table(files: FileAccess, role: str, subject: Subject,
@@ -123,7 +124,8 @@ def _join(cand: Any, base: Any, ccols: dict, bcols: dict) -> tuple[Any, str | No
 
 def _gather_evidence(files: FileAccess, policy: Policy, candidate: Subject,
                      baseline: Subject | None, model_info: Mapping[str, Any],
-                     gathered: _Gathered) -> Evidence:
+                     gathered: _Gathered, engine: str = "memory",
+                     engine_options: Mapping[str, Any] | None = None) -> Evidence:
     from mlreg.gates.engine import compute_evidence
 
     cand, why = _load_table(files, "candidate", candidate, gathered)
@@ -155,16 +157,20 @@ def _gather_evidence(files: FileAccess, policy: Policy, candidate: Subject,
         table, label=ccols["label"], score=ccols["score"],
         baseline_score="__baseline_score" if with_baseline else None, weight=weight,
         policy=policy, model_info=model_info, id_column=ccols["id"],
-        query_column=ccols["query"], baseline_problem=gathered.baseline_problem)
+        query_column=ccols["query"], baseline_problem=gathered.baseline_problem,
+        engine=engine, engine_options=engine_options, notes=gathered.notes)
 
 
 def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
-                   files: FileAccess | None = None) -> GateResult:
+                   files: FileAccess | None = None, engine: str | None = None,
+                   engine_options: Mapping[str, Any] | None = None) -> GateResult:
     """Evaluate one promotion: ``head`` holds the candidate, ``base`` the baseline and the
     rules in force (pass the same registry twice outside the PR flow).
 
     ``promotion.mode`` bootstrap skips the baseline; a ``from_version`` that cannot be loaded
-    at ``base`` makes every comparison fail with the reason.
+    at ``base`` makes every comparison fail with the reason. ``engine`` (default:
+    ``evaluation.engine`` in the base's mlreg.yaml, else ``memory``) picks the metrics engine;
+    a scale engine's bounds are named in the result's notes.
     """
     base = base if base is not None else head
     candidate = load_subject(head, promotion.model, promotion.to_version)
@@ -182,7 +188,9 @@ def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
     for art in candidate.record.get("artifacts") or []:
         gathered.files.append(files.check("candidate", art["name"], art))
     if _needs_metrics(policy):
-        evidence = _gather_evidence(files, policy, candidate, baseline, model_info, gathered)
+        engine, engine_options = _engine_choice(base, engine, engine_options)
+        evidence = _gather_evidence(files, policy, candidate, baseline, model_info, gathered,
+                                    engine, engine_options)
     else:
         evidence = Evidence(unavailable="the policy has no metric gates")
         for role, subject in (("candidate", candidate), ("baseline", baseline)):
@@ -193,9 +201,27 @@ def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
         from dataclasses import replace
 
         evidence = replace(evidence, baseline_problem=gathered.baseline_problem)
-    return evaluate(policy, candidate, baseline, evidence, Verification(tuple(gathered.files)),
-                    mode=promotion.mode, promotion=promotion, model_info=model_info,
-                    tool=f"mlreg {__version__}")
+    result = evaluate(policy, candidate, baseline, evidence, Verification(tuple(gathered.files)),
+                      mode=promotion.mode, promotion=promotion, model_info=model_info,
+                      tool=f"mlreg {__version__}")
+    result.notes.extend(gathered.notes)
+    return result
+
+
+def _engine_choice(base: Any, engine: str | None,
+                   options: Mapping[str, Any] | None) -> tuple[str, dict]:
+    """(engine, options): the argument, else ``evaluation`` in the base's mlreg.yaml."""
+    from mlreg.errors import MlregError
+
+    try:
+        settings = dict((base.settings() or {}).get("evaluation") or {})
+    except (MlregError, AttributeError):
+        settings = {}
+    name = engine or settings.get("engine") or "memory"
+    if name not in ("memory", "stream", "duckdb", "spark", "cells"):
+        raise InputError(f"unknown evaluation engine {name!r} (memory, stream, duckdb, spark, "
+                         "cells)")
+    return name, {**settings, **dict(options or {})}
 
 
 def _needs_metrics(policy: Policy) -> bool:
