@@ -187,3 +187,22 @@ def test_calibration_cells_and_exact_fallback_match_reference(steep):
         assert col.value[j] == pytest.approx(ref.value, rel=1e-9)
         assert col.lo[j] == pytest.approx(ref.lo, rel=1e-8)
         assert abs(col.value[j] - steep) < 0.3 * steep
+
+
+def test_sparse_ece_bootstrap_matches_dense(monkeypatch):
+    """Many slices switch the ECE bootstrap to sparse bucket sums; same replicates."""
+    import mlreg.metrics.engine as engine_mod
+
+    y, sa, sb, w, codes = _data(3000, 6, True, False, False, seed=8)
+    sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(6)], np.bincount(codes))
+    buckets = row_buckets([y, sa, sb], 0, NB)
+    settings = EngineSettings(thresholds=(0.5,), replicates=REPS, n_buckets=NB, piece_rows=400)
+    dense = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run(sl)
+    monkeypatch.setattr(engine_mod, "DENSE_ECE_CELLS", 0)
+    sparse = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run(sl)
+    for model in ("cand", "base"):
+        a, b = dense.models[model].columns["ece"], sparse.models[model].columns["ece"]
+        np.testing.assert_allclose(a.lo, b.lo, rtol=1e-10)
+        np.testing.assert_allclose(a.hi, b.hi, rtol=1e-10)
+    da, db = dense.models["cand"].deltas["ece"], sparse.models["cand"].deltas["ece"]
+    np.testing.assert_allclose(da.lo, db.lo, rtol=1e-10, atol=1e-15)

@@ -280,3 +280,23 @@ def test_group_breakdown_on_overall_and_too_many_thresholds(frame):
     with pytest.raises(InputError, match="thresholds"):
         evaluate_predictions(frame.iloc[:100], label="label", scores=SCORES,
                              metrics=[f"precision@{t / 20}" for t in range(17)])
+
+
+def test_excluded_slices_are_not_computed_but_counted(frame):
+    res = evaluate_predictions(frame, label="label", scores=SCORES,
+                               slice_columns=["country", "device"], crosses=[("country", "device")],
+                               min_size=400, top_n=4, metrics=["count", "auc", "ece"])
+    names = res.names()
+    assert not any("__excluded__" in n for n in names)
+    full = evaluate_predictions(frame, label="label", scores=SCORES,
+                                slice_columns=["country", "device"],
+                                crosses=[("country", "device")], metrics=["count", "auc", "ece"])
+    for s in res.slices:
+        ref = full.slice(s.name)
+        assert s.n == ref.n and s.traffic_rank == ref.traffic_rank
+        assert s.metrics["candidate"]["auc"].value == ref.metrics["candidate"]["auc"].value
+        assert s.metrics["candidate"]["ece"].lo == pytest.approx(
+            ref.metrics["candidate"]["ece"].lo)
+    kept_cross = [s for s in full.by_slicing("cross") if s.n >= 400]
+    assert len(res.by_slicing("cross")) == len(kept_cross)
+    assert sum(res.excluded.values()) == len(full.slices) - len(res.slices)

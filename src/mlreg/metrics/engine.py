@@ -540,7 +540,12 @@ class Engine:
             theta[:] = warm
 
         def cell_sums(th, active, want_ll):
-            return _cell_sums(cells, th, st.Wpos, K)
+            if active.all():
+                return _cell_sums(cells, th, st.Wpos, K)
+            sub = active[cells["k"]]  # only the cells of slices still iterating
+            part = {"c": cells["c"][sub], "k": cells["k"][sub], "M": cells["M"][sub],
+                    "swyx": cells["swyx"]}
+            return _cell_sums(part, th, st.Wpos, K)
 
         converged, failed, H = _damped_newton(K, theta, defined.copy(), cell_sums,
                                               max_iter=100, tol=1e-10, skip_ll=False)
@@ -1171,25 +1176,20 @@ class Engine:
             return np.where(den > 0, num / _safe(den), np.nan)
 
     def _ece_reps_sparse(self, K: int, sparse: dict) -> np.ndarray:
+        """ECE replicates from sparse (slice, bin, bucket) sums (many slices)."""
         nb, NB = self.settings.n_bins, self.settings.n_buckets
         R = self.reps
         ek, ev = _merge_sparse(sparse["ek"], sparse["ev"])
         wk, wv = _merge_sparse(sparse["wk"], sparse["wv"])
-        e_b = np.searchsorted(ek // (nb * NB), np.arange(K + 1))
-        w_b = np.searchsorted(wk // NB, np.arange(K + 1))
-        out = np.full((K, R.shape[0]), np.nan)
-        for k in range(K):
-            keys = ek[e_b[k]:e_b[k + 1]]
-            if keys.size == 0:
-                continue
-            bins = (keys // NB) % nb
-            contrib = R[:, keys % NB] * ev[e_b[k]:e_b[k + 1]]
-            starts = np.flatnonzero(np.concatenate(([True], bins[1:] != bins[:-1])))
-            num = np.abs(np.add.reduceat(contrib, starts, axis=1)).sum(axis=1)
-            den = R[:, wk[w_b[k]:w_b[k + 1]] % NB] @ wv[w_b[k]:w_b[k + 1]]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[k] = np.where(den > 0, num / _safe(den), np.nan)
-        return out
+        # |sum over buckets| per (slice, bin), then summed over bins per slice
+        bin_sums, bin_keys = _grouped_replicates(ek // NB, ek % NB, ev, R)
+        num = np.zeros((K, R.shape[0]))
+        np.add.at(num, bin_keys // nb, np.abs(bin_sums))
+        den_sums, den_keys = _grouped_replicates(wk // NB, wk % NB, wv, R)
+        den = np.zeros((K, R.shape[0]))
+        den[den_keys] = den_sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, num / _safe(den), np.nan)
 
     def _finish_ece(self, out, st, rel, reps, base, keep) -> None:
         reasons = [B.NO_ROWS if st.n[k] == 0 else (B.NO_WEIGHT if st.W[k] <= 0 else None)
@@ -1466,6 +1466,27 @@ def _block_end(P: np.ndarray, b: int, end: int) -> int:
 def _sparse_sum(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uk, inv = np.unique(keys, return_inverse=True)
     return uk, np.bincount(inv, vals, minlength=uk.shape[0])
+
+
+def _grouped_replicates(groups: np.ndarray, buckets: np.ndarray, vals: np.ndarray,
+                        reps: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_e reps[:, bucket_e] * val_e`` per group (``groups`` sorted); returns the sums
+    ``(n_groups, R)`` and the group ids. Chunked so the (entries x R) products stay small."""
+    if groups.size == 0:
+        return np.zeros((0, reps.shape[0])), groups
+    starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
+    gid = groups[starts]
+    out = np.empty((starts.shape[0], reps.shape[0]))
+    bounds = np.append(starts, groups.shape[0])
+    g = 0
+    while g < starts.shape[0]:
+        g2 = int(np.searchsorted(bounds, bounds[g] + chunk, side="right")) - 1
+        g2 = min(max(g2, g + 1), starts.shape[0])
+        a, e = bounds[g], bounds[g2]
+        prod = reps[:, buckets[a:e]].T * vals[a:e, None]
+        out[g:g2] = np.add.reduceat(prod, bounds[g:g2] - a, axis=0)
+        g = g2
+    return out, gid
 
 
 def _merge_sparse(keys: list[np.ndarray], vals: list[np.ndarray]

@@ -44,6 +44,7 @@ from mlreg.metrics.slicing import (
     combine_codes,
     cross_slicing,
     factorize,
+    narrow_codes,
     overall_slicing,
 )
 
@@ -285,6 +286,7 @@ class _Evaluation:
             slicings.append(sl)
         for cr in self.crosses:
             slicings.append(cross_slicing(self.df, cr, self._factorized))
+        slicings = self._select(slicings)
         engine_reqs = [r for r in self.requests + self.group_requests
                        if r.name in ENGINE_METRICS]
         custom = [r for r in self.requests if r.spec.kind != "ranking"
@@ -334,6 +336,51 @@ class _Evaluation:
         ranking = self._ranking(slicings)
         customs = self._custom(slicings, custom)
         return self._assemble(slicings, outputs, group_outputs, ranking, customs)
+
+    def _select(self, slicings: list[Slicing]) -> list[Slicing]:
+        """Apply ``min_size`` and ``top_n`` before computing: the rows of excluded slices move
+        into one trailing, unreported slice, so nothing is computed for each of them."""
+        traffic = []
+        for si, sl in enumerate(slicings):
+            if sl.kind != "column":
+                continue
+            if self.traffic == "weight" and self.w is not None:
+                tw = np.bincount(sl.codes, self.w, minlength=sl.n_slices)
+            else:
+                tw = sl.sizes.astype(np.float64)
+            traffic.extend((-float(tw[k]), si, k) for k in range(sl.n_slices))
+        traffic.sort()
+        rank = {(si, k): i + 1 for i, (_, si, k) in enumerate(traffic)}
+        self.excluded = {"below_min_size": 0, "outside_top_n": 0}
+        out = []
+        for si, sl in enumerate(slicings):
+            K = sl.n_slices
+            ranks = [rank.get((si, k)) for k in range(K)]
+            keep = np.ones(K, dtype=bool)
+            if sl.kind != "overall":
+                if self.min_size is not None:
+                    small = sl.sizes < self.min_size
+                    self.excluded["below_min_size"] += int(small.sum())
+                    keep &= ~small
+                if sl.kind == "column" and self.top_n is not None:
+                    far = np.array([r is not None and r > self.top_n for r in ranks]) & keep
+                    self.excluded["outside_top_n"] += int(far.sum())
+                    keep &= ~far
+            if keep.all():
+                sl.ranks = ranks
+                out.append(sl)
+                continue
+            if not keep.any():
+                continue
+            kept = np.flatnonzero(keep)
+            remap = np.full(K, kept.shape[0], dtype=np.int64)
+            remap[kept] = np.arange(kept.shape[0])
+            codes = narrow_codes(remap[sl.codes], kept.shape[0] + 1)
+            sizes = np.append(sl.sizes[kept], sl.sizes[~keep].sum())
+            keys = [sl.keys[k] for k in kept] + [(("__excluded__", None),)]
+            out.append(Slicing(sl.kind, sl.columns, codes, keys, sizes, n_report=len(kept),
+                               ranks=[ranks[k] for k in kept]))
+        return out
 
     @staticmethod
     def _warm(out: SlicingOutput) -> dict[str, np.ndarray]:
@@ -456,6 +503,7 @@ class _Evaluation:
                 groups = [order[bounds[k]:bounds[k + 1]] for k in range(sl.n_slices)]
             for r in reqs:
                 vals: dict[str, dict[int, MetricValue]] = {m: {} for m in self.models}
+                groups = groups[:sl.reported]
                 for k, rows in enumerate(groups):
                     for m in self.models:
                         vals[m][k] = self._call_custom(r, rows, m, yv, qv, None)
@@ -545,41 +593,19 @@ class _Evaluation:
 
     def _assemble(self, slicings, outputs, group_outputs, ranking, customs) -> EvaluationResult:
         results: list[SliceResult] = []
-        excluded = {"below_min_size": 0, "outside_top_n": 0}
-        # traffic rank among every column slice
-        traffic_list = []
-        for si, sl in enumerate(slicings):
-            if sl.kind != "column":
-                continue
-            for k in range(sl.n_slices):
-                if self.traffic == "weight" and self.w is not None:
-                    t = float(self.w[sl.codes == k].sum()) if outputs[si] is None else float(
-                        outputs[si].stats.W[k])
-                else:
-                    t = float(sl.sizes[k])
-                traffic_list.append((-t, si, k))
-        traffic_list.sort()
-        rank = {(si, k): i + 1 for i, (_, si, k) in enumerate(traffic_list)}
+        excluded = self.excluded
         want_rel = any(r.name == "ece" for r in self.requests)
         for si, sl in enumerate(slicings):
             out = outputs[si]
-            for k in range(sl.n_slices):
+            for k in range(sl.reported):
                 n_k = int(sl.sizes[k])
-                if sl.kind != "overall":
-                    if self.min_size is not None and n_k < self.min_size:
-                        excluded["below_min_size"] += 1
-                        continue
-                    if (sl.kind == "column" and self.top_n is not None
-                            and rank[(si, k)] > self.top_n):
-                        excluded["outside_top_n"] += 1
-                        continue
                 weight_k = float(out.stats.W[k]) if out is not None else (
                     float(n_k) if self.w is None else float(
                         self.w.sum() if sl.codes is None else self.w[sl.codes == k].sum()))
                 metrics, deltas = self._slice_metrics(si, k, out, ranking[si], customs[si],
                                                       self.requests)
                 res = SliceResult(sl.kind, tuple(sl.keys[k]), n_k, weight_k, metrics, deltas,
-                                  traffic_rank=rank.get((si, k)))
+                                  traffic_rank=sl.ranks[k] if sl.ranks else None)
                 if want_rel and out is not None:
                     for m in self.models:
                         rel = out.models[m].reliability

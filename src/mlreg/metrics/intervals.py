@@ -181,23 +181,25 @@ def poisson_replicates(seed: int, replicates: int, n_buckets: int) -> np.ndarray
 
 
 def percentile_interval(reps: np.ndarray, confidence: float, axis: int = 0) -> tuple:
-    """Percentile interval of bootstrap replicates (NaN replicates ignored).
-
-    Returns NaNs when fewer than half of the replicates are finite.
-    """
-    reps = np.asarray(reps, dtype=np.float64)
+    """Percentile interval of bootstrap replicates along ``axis`` (NaN replicates ignored;
+    linear interpolation, numpy's default). NaN where fewer than half are finite."""
+    reps = np.moveaxis(np.asarray(reps, dtype=np.float64), axis, -1)
     alpha = 1.0 - confidence
     finite = np.isfinite(reps)
-    enough = finite.sum(axis=axis) * 2 >= reps.shape[axis]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q = np.nanquantile(np.where(finite, reps, np.nan), [alpha / 2, 1 - alpha / 2],
-                               axis=axis)
-    lo = np.where(enough, q[0], np.nan)
-    hi = np.where(enough, q[1], np.nan)
+    cnt = finite.sum(axis=-1)
+    srt = np.sort(np.where(finite, reps, np.inf), axis=-1)  # non-finite last
+    out = []
+    for q in (alpha / 2, 1 - alpha / 2):
+        pos = q * np.maximum(cnt - 1, 0)
+        lo_i = np.floor(pos).astype(np.int64)
+        hi_i = np.minimum(lo_i + 1, np.maximum(cnt - 1, 0))
+        frac = pos - lo_i
+        a = np.take_along_axis(srt, lo_i[..., None], axis=-1)[..., 0]
+        b = np.take_along_axis(srt, hi_i[..., None], axis=-1)[..., 0]
+        with np.errstate(invalid="ignore"):
+            v = a + (b - a) * frac
+        out.append(np.where((cnt * 2 >= reps.shape[-1]) & (cnt > 0), v, np.nan))
+    lo, hi = out
     if np.ndim(lo) == 0:
         return float(lo), float(hi)
     return lo, hi

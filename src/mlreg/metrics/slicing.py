@@ -31,6 +31,12 @@ class Slicing:
     codes: np.ndarray | None  # None means one slice holding every row
     keys: list[SliceKey]
     sizes: np.ndarray
+    n_report: int | None = None  # slices past this index hold rows that are not reported
+    ranks: list[int | None] | None = None  # traffic rank of each reported column slice
+
+    @property
+    def reported(self) -> int:
+        return len(self.keys) if self.n_report is None else self.n_report
 
     @property
     def n_slices(self) -> int:
