@@ -31,7 +31,7 @@ _FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B%x00"
 _FIELDS = 9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One changed file of a commit: status A (added), M, D, T; blob ids None when absent."""
 
@@ -41,7 +41,7 @@ class Change:
     new_blob: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Commit:
     sha: str
     parents: tuple[str, ...]

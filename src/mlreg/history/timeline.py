@@ -120,7 +120,7 @@ def parse_message(message: str) -> Message:
     return Message(subject=subject, pr=pr, reverts=reverts, reason=reason)
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One thing that happened, at one commit. See the module docstring for the kinds."""
 
