@@ -39,7 +39,9 @@ logit variance ``v_c`` (exact, from ``sum w x^2``) the score equations move by a
 ``|Dg0| <= 0.0481 b^2 sum v_c`` and ``|Dg1| <= 0.25 |b| sum v_c + 0.0481 b^2 sum (|xbar_c| +
 d_c) v_c`` (``|sigma''| <= 0.0962``; ``d_c`` the cell's logit spread), and the estimate by
 about ``|H^-1| |Dg|``: the first-order bound reported until an exact Newton pass over the rows
-(:mod:`mlreg.scale.passes`) replaces the fit.
+(:mod:`mlreg.scale.passes`) replaces the fit. A Newton step of at most :data:`POLISHED_STEP`
+leaves an error of the order of its square (quadratic convergence, ~1e-10 here): the polished
+fit is reported exact; a larger step (a poor start on a small slice) triggers another pass.
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ from mlreg.metrics.intervals import (
 from mlreg.scale.cells import ModelCells, PairCells, SlicingCells
 
 __all__ = ["Col", "DCol", "Stats", "Partition", "Pass2Sums", "SlicingMetrics",
-           "slice_stats", "partition", "compute_slicing", "SIGMA2_MAX"]
+           "slice_stats", "partition", "compute_slicing", "SIGMA2_MAX", "POLISHED_STEP"]
 
 SIGMA2_MAX = 0.0962250448649376  # max |sigma''(t)| = 1 / (6 sqrt 3)
+#: a Newton step this small leaves an error ~ step^2 (quadratic convergence): below 1e-9
+POLISHED_STEP = 1e-5
 APPROX_AUC = "DeLong from bucket placements (approximate: some buckets hold unresolved ties)"
 APPROX_AP = "influence function with buckets as tie blocks (approximate)"
 APPROX_ECE = ("normal bootstrap of the bins' residual sums (approximate: the bucketed Poisson "
@@ -282,6 +286,10 @@ class Pass2Sums:
     # paired with the baseline (this model = a):
     sand: np.ndarray | None = None  # (K, 10) see passes.SAND_COLUMNS
     auc_x: np.ndarray | None = None  # (K, 2): sum_pos w2 Va Vb, sum_neg w2 Va Vb
+    # the placements' own moments and exactness when the pass ran (refinement may change the
+    # units later; the paired variance keeps using the placements the cross moments used)
+    auc_mom: np.ndarray | None = None  # (K, 4) m1p, m2p, m1n, m2n of this model
+    auc_exact: np.ndarray | None = None  # (K,) bool
 
 
 # --------------------------------------------------------------------------- per slicing
@@ -353,7 +361,7 @@ def compute_slicing(sc: SlicingCells, parts: dict[str, Partition], *, z: float,
         out[m] = mm
         if baseline and m != baseline:
             _deltas(mm, out[baseline], sc.pairs.get(m), mc, sc.models[baseline], st, ctx,
-                    pass2.get(m))
+                    pass2.get(m), pass2.get(baseline))
     return SlicingMetrics(sc, st, out)
 
 
@@ -554,7 +562,7 @@ def _calibration(mm: ModelMetrics, mc: ModelCells, st: Stats, ctx: _Ctx, p2: Pas
             step = np.array([H11 * g0 - H01 * g1, H00 * g1 - H01 * g0]) / det
             theta[i] = t0 + step
             cov[i] = (H11 / det, -H01 / det, H00 / det)
-            bound[i] = 0.0 if np.max(np.abs(step)) <= 1e-6 else np.abs(step)
+            bound[i] = 0.0 if np.max(np.abs(step)) <= POLISHED_STEP else np.abs(step)
             continue
         a, b = starts[i], starts[i + 1]
         sel = slice(a, b)
@@ -727,7 +735,8 @@ def _den(name, cw):
 
 
 def _deltas(mm: ModelMetrics, bm: ModelMetrics, pc: PairCells | None, mc: ModelCells,
-            bc: ModelCells, st: Stats, ctx: _Ctx, p2: Pass2Sums | None) -> None:
+            bc: ModelCells, st: Stats, ctx: _Ctx, p2: Pass2Sums | None,
+            base_p2: Pass2Sums | None = None) -> None:
     K = st.K
     z = ctx.z
     call = np.nan_to_num(small_sample_factor(st.W, st.W2), nan=1.0)
@@ -749,8 +758,9 @@ def _deltas(mm: ModelMetrics, bm: ModelMetrics, pc: PairCells | None, mc: ModelC
         reasons = [ca.reason[k] or cb.reason[k] for k in range(K)]
         bound = ca.bound + cb.bound
         method = "delong" if name == "auc" else "influence"
-        if name == "auc" and p2 is not None and p2.auc_x is not None:
-            ma, mb = mm.mean_moments["auc"], bm.mean_moments["auc"]
+        if name == "auc" and p2 is not None and p2.auc_x is not None and \
+                p2.auc_mom is not None and base_p2 is not None and base_p2.auc_mom is not None:
+            ma, mb = p2.auc_mom, base_p2.auc_mom
             dd = np.nan_to_num(d)
             sp = (ma[:, 1] + mb[:, 1] - 2 * p2.auc_x[:, 0] - 2 * dd * (ma[:, 0] - mb[:, 0])
                   + dd * dd * st.W2pos)
@@ -761,7 +771,7 @@ def _deltas(mm: ModelMetrics, bm: ModelMetrics, pc: PairCells | None, mc: ModelC
             var = (cp * np.maximum(sp, 0.0) / _safe(st.Wpos) ** 2
                    + cn * np.maximum(sn, 0.0) / _safe(st.Wneg) ** 2)
             lo, hi, _ = _normal(d, var, z)
-            exact = mm.auc.exact & bm.auc.exact
+            exact = p2.auc_exact & base_p2.auc_exact
             notes = [None if exact[k] else APPROX_AUC for k in range(K)]
             mm.deltas[name] = DCol(d, lo, hi, method, reasons, bound, notes)
         else:

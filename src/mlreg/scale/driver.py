@@ -209,6 +209,7 @@ class _Run:
                     break
                 t = time.perf_counter()
                 self.pass2 = self.eng.pass2(self.spec, req)
+                self._snapshot_auc()
                 self.info.seconds["exact_pass"] = self.info.seconds.get("exact_pass", 0.0) + (
                     time.perf_counter() - t)
                 self.info.passes.append("exact pass")
@@ -256,6 +257,15 @@ class _Run:
                 baseline=self.spec.baseline, pass2=p2, warm=w)
         self.metrics = out  # type: ignore[assignment]
 
+    def _snapshot_auc(self) -> None:
+        """Keep the placement moments the AUC cross moments were computed with."""
+        for sm in self.metrics:
+            for m, mm in sm.models.items():
+                p2 = self.pass2.get((sm.cells.index, m))
+                if p2 is not None and mm.auc is not None:
+                    p2.auc_mom = mm.mean_moments["auc"]
+                    p2.auc_exact = mm.auc.exact
+
     def _start(self, model: str) -> np.ndarray:
         th = self.metrics[0].models[model].theta
         if th is not None and np.all(np.isfinite(th[0])):
@@ -263,7 +273,7 @@ class _Run:
         return np.array([0.0, 1.0])
 
     def _fit_open(self) -> bool:
-        """Some polished fit still moved by more than 1e-6 in its Newton step."""
+        """Some polished fit still moved by more than POLISHED_STEP in its Newton step."""
         for sm in self.metrics:
             for mm in sm.models.values():
                 col = mm.columns.get("calibration_slope")
