@@ -209,7 +209,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=int, default=100)
     ap.add_argument("--versions", type=int, default=100)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", default=None, help="build the registry here and keep it")
     args = ap.parse_args()
     tmp = None
@@ -263,7 +263,10 @@ def main() -> None:
             size = sum(p.stat().st_size for p in (site / "s").rglob("*") if p.is_file())
         finally:
             shutil.rmtree(site, ignore_errors=True)
-        print(f"\nnaive peer for history: one `git show` + YAML parse per manifest version "
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"\n{os.cpu_count()} CPUs, load average {load:.2f} at the end (other work on the "
+              "machine slows every row alike; compare the speed-ups)")
+        print(f"naive peer for history: one `git show` + YAML parse per manifest version "
               f"({n:,} versions); for lineage: `lineage --no-cache` (every record parsed)\n")
         print(f"{'measurement':40s} {'seconds':>8s} {'target':>7s} {'peer s':>8s} "
               f"{'speed-up':>9s}  ok")
