@@ -141,9 +141,9 @@ def diff_cmd(a: str, b: str | None, rev: str | None, registry: str, as_json: boo
 
 
 def _metric(name: str, m: dict) -> str:
-    from mlreg.history.timeline import _metric_text
+    from mlreg.history.timeline import metric_text
 
-    return _metric_text(name, m)
+    return metric_text(name, m)
 
 
 @click.command("lineage")
@@ -222,8 +222,6 @@ def online_cmd(name: str, experiment: str, service: str | None, metrics: tuple[s
 
     NAME is MODEL@VERSION, or a SERVICE (its canary when it has one, else its stable).
     """
-    import os
-
     from mlreg.history.online import parse_interval_args, parse_metric_args
     from mlreg.history.queries import record_online
 
@@ -232,7 +230,7 @@ def online_cmd(name: str, experiment: str, service: str | None, metrics: tuple[s
             reg, name, experiment=experiment, service=service,
             metrics=parse_metric_args(metrics), intervals=parse_interval_args(intervals),
             traffic_percent=traffic, start=start, end=end, baseline=baseline, source=source,
-            notes=note, recorded_by=os.environ.get("GIT_AUTHOR_NAME") or None)
+            notes=note)
     if as_json:
         click.echo(to_json({"path": path, "result": doc}))
         return

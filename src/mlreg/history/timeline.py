@@ -62,6 +62,7 @@ __all__ = [
     "default_rev",
     "parse_message",
     "Message",
+    "metric_text",
 ]
 
 _RECORD = re.compile(r"^models/([^/]+)/([^/]+)\.yaml$")
@@ -174,7 +175,7 @@ class Event:
             return f"{self.path}: {self.action} (records and online results are append-only)"
         if self.kind == "online":
             o = self.online or {}
-            metrics = ", ".join(_metric_text(k, v) for k, v in (o.get("metrics") or {}).items())
+            metrics = ", ".join(metric_text(k, v) for k, v in (o.get("metrics") or {}).items())
             return (f"online result {self.model}@{self.version} on {o.get('service')} "
                     f"(experiment {o.get('experiment')}): {metrics or self.error or '-'}")
         if self.kind == "manifest_error":
@@ -222,7 +223,8 @@ class Event:
         }
 
 
-def _metric_text(name: str, m: dict) -> str:
+def metric_text(name: str, m: dict) -> str:
+    """``ctr_lift -3.00% [-4.50%, -1.50%]``: lifts and rates as percentages."""
     v = m.get("value")
     iv = m.get("interval")
     pct = name.endswith(("_lift", "_rate")) or name in ("ctr", "lift")
