@@ -183,3 +183,14 @@ def test_online_cli_writes_a_valid_file(fresh_story, run_cli):
     assert res.code == 2 and "--service" in res.err
     res = run_cli("history", "post-play", "--kind", "online", "-C", root)
     assert "pp-2" not in res.out  # not committed yet: history is git's
+
+
+def test_history_package_exports_and_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlreg.history as h; assert all(hasattr(h, n) for n in h.__all__); "
+            "print(','.join(m for m in ('numpy', 'pandas', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ""
