@@ -12,7 +12,11 @@ import pandas as pd
 
 from testkit import ROOT
 
-sys.path.insert(0, str(ROOT / "tests" / "gates"))  # gatekit.small_registry
+sys.path.insert(0, str(ROOT / "tests" / "gates"))
+from gatekit import baseline_subject, policy, small_registry, subject  # noqa: E402
+
+__all__ = ["frame", "compare", "same_numbers", "KW", "METRICS", "baseline_subject", "policy",
+           "small_registry", "subject"]
 
 METRICS = ["count", "weight", "base_rate", "mean_score", "auc", "pr_auc", "log_loss", "brier",
            "calibration_slope", "calibration_intercept", "ece", "precision", "recall", "f1",

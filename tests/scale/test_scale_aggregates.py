@@ -153,7 +153,7 @@ def test_few_buckets_bounded_then_refined_to_exact(df, mem) -> None:
     assert "refine" in fine.scale.passes
     assert calls[0] > 1e-3 and fine.overall.metrics["baseline"]["auc"].bound < 1e-7
     assert fine.overall.metrics["candidate"]["auc"].exact  # 3-decimal ties: exact after refining
-    assert fine.scale.refined == {"auc": 2}
+    assert fine.scale.refined == {"auc": 1}
     # slices nobody asked about keep their coarse bound
     assert fine.slice("country=DE").metrics["baseline"]["auc"].bound > 1e-3
 

@@ -250,7 +250,8 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
     for params in pc.unique(table.column("params")).to_pylist():
         spec.check_params(params)
     bucket = _column(table, "bucket", np.int64, -2)
-    bad = bucket == -1
+    overall = np.asarray(table.column("slicing").to_pylist(), dtype=object) == ""
+    bad = (bucket == -1) & overall  # every grouping set repeats the bad rows: count them once
     if bad.any():
         sides = _column(table, "side", np.int64, 0)[bad]
         counts = _column(table, "n", np.int64, 0)[bad]

@@ -423,7 +423,7 @@ class _Run:
         info = self.info
         info.max_bound = dict(self._bounds)
         info.exact = dict(self._exact)
-        info.refined = {r.key: len(self._refined.get(r.name, ()))
+        info.refined = {r.key: len({(si, k) for si, _, k in self._refined[r.name]})
                         for r in self.requests if self._refined.get(r.name)}
         n_total = int(self.metrics[0].stats.n[0])
         w_total = float(self.metrics[0].stats.W[0])

@@ -94,6 +94,8 @@ class ScaleInfo:
                 how = "exact"
                 if key.startswith("calibration") and "exact pass" in self.passes:
                     how = "exact (Newton pass over the rows)"
+                elif self.refined.get(key):
+                    how = f"exact after refining {self.refined[key]} slice(s)"
                 parts.append(f"{key} {how}")
             else:
                 extra = f", {self.refined[key]} slice(s) refined" if self.refined.get(key) else ""
