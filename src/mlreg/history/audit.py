@@ -145,9 +145,20 @@ def _derive_gate(root: str, ev: Any, model: str, version: str) -> dict:
                       else None, mode=mode, target=after.target if after else None)
     try:
         head = Registry.open(root, rev=ev.commit)
-        base = Registry.open(root, rev=parent) if parent else head
     except MlregError as exc:
         return _unavailable(exc)
+    base = head
+    if parent:
+        try:
+            base = Registry.open(root, rev=parent)
+        except NotFound:
+            if mode != "bootstrap":
+                head.close()
+                return _unavailable(f"no registry at {parent[:12]}, the base of this change")
+            # The registry and its first deployment arrived together: its own rules apply.
+        except MlregError as exc:
+            head.close()
+            return _unavailable(exc)
     try:
         out = _gate_summary(gate_promotion(head, base, promo))
     except MlregError as exc:

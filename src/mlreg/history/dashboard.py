@@ -419,6 +419,9 @@ def _gate_results(root: str, events: list[Any], deps: Mapping[str, Any], gates: 
                     continue
                 dec = _derive_gate(root, ev, d.model, version)
                 if dec.get("status") != "ok":
+                    summary.notes.append(f"gate of {d.model}@{version} on {svc} at "
+                                         f"{ev.commit[:12]}: {dec.get('status')}: "
+                                         f"{str(dec.get('reason'))[:300]}")
                     continue
                 dec.update({"service": svc, "source": f"re-derived at {ev.commit[:12]}",
                             "gates": dec["result"]["gates"]})
