@@ -109,8 +109,8 @@ def test_slice_counts_add_up(streamed) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 10_000), st.sampled_from([2, 5, 33]), st.sampled_from([1, 2, 4]))
-def test_auc_bound_holds(seed: int, R: int, digits: int) -> None:
+@given(st.integers(0, 10_000), st.sampled_from([0.05, 0.2, 1.0]), st.sampled_from([1, 2, 4]))
+def test_auc_bound_holds(seed: int, R: float, digits: int) -> None:
     """Few buckets, rounded scores and weights: the exact AUC is always within the bound."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 300))
@@ -146,9 +146,9 @@ def test_few_buckets_bounded_then_refined_to_exact(df, mem) -> None:
         return []
 
     kw = dict(KW, metrics=["auc", "log_loss"], group_columns=[], crosses=[])
-    coarse = evaluate_at_scale(df, engine="stream", buckets=16, **kw)
+    coarse = evaluate_at_scale(df, engine="stream", buckets=0.5, **kw)
     assert coarse.overall.metrics["candidate"]["auc"].bound > 1e-3
-    fine = evaluate_at_scale(df, engine="stream", buckets=16, refine=refine, **kw)
+    fine = evaluate_at_scale(df, engine="stream", buckets=0.5, refine=refine, **kw)
     assert compare(evaluate_predictions(df, **kw), fine) == []
     assert "refine" in fine.scale.passes
     assert calls[0] > 1e-3 and fine.overall.metrics["baseline"]["auc"].bound < 1e-7
@@ -184,6 +184,8 @@ def test_cells_engine_reads_a_cell_table(df, tmp_path) -> None:
     assert not res.overall.metrics["candidate"]["calibration_slope"].exact
     with pytest.raises(InputError, match="buckets=100"):
         evaluate_at_scale(None, engine=CellsEngine(path), buckets=100, **kw)
+    with pytest.raises(InputError, match="buckets \\(per unit of logit\\)"):
+        evaluate_at_scale(None, engine=CellsEngine(path), buckets=0, **kw)
 
 
 @pytest.mark.parametrize("change, match", [

@@ -66,7 +66,7 @@ def test_settings_pick_the_engine_and_the_cli_names_it(reg_dir: Path, run_cli) -
     (reg_dir / "mlreg.yaml").write_text(yaml.safe_dump(settings))
     out = run_cli("gate", "--candidate", "fraud@127", "-C", str(reg_dir))
     assert out.code == 0, out.out + out.err
-    assert "note:     engine stream (logit histogram R=10000" in out.out
+    assert "note:     engine stream (logit histogram R=1000/unit" in out.out
     mem = run_cli("gate", "--candidate", "fraud@127", "-C", str(reg_dir), "--engine", "memory")
     assert mem.code == 0 and "engine stream" not in mem.out
 
@@ -110,7 +110,7 @@ def test_an_undecided_slice_is_refined_until_the_verdict_is_certain(table) -> No
     pol = _uplift_policy(table, 2e-5)
     mem, _ = _decide(table, pol, "memory", {})
     assert mem.verdict == "pass"
-    res, notes = _decide(table, pol, "stream", {"buckets": 16})
+    res, notes = _decide(table, pol, "stream", {"buckets": 0.5})
     assert res.verdict == "pass", res.gates[0].rows[0].reason
     assert "auc exact after refining 1 slice(s)" in notes[0], notes
 
@@ -118,14 +118,14 @@ def test_an_undecided_slice_is_refined_until_the_verdict_is_certain(table) -> No
 def test_a_bound_that_could_flip_the_verdict_fails_with_that_reason(table) -> None:
     pol = _uplift_policy(table, 2e-5)
     spec = Spec.build(label="label", scores={"candidate": "cand", "baseline": "base"},
-                      thresholds=[], buckets=1000)
+                      thresholds=[], buckets=30)
     cells = StreamEngine(table).pass1(spec)
-    res, notes = _decide(table, pol, "cells", {"cells": cells, "buckets": 1000})
+    res, notes = _decide(table, pol, "cells", {"cells": cells, "buckets": 30})
     assert res.verdict == "fail"
     row = res.gates[0].rows[0]
     assert "could flip within the bound" in row.reason and "cannot be refined" in row.reason
     assert "left undecided by the bound fail" in notes[0]
     # far from the bar the same coarse bound decides nothing differently: it passes
     far = _uplift_policy(table, 0.05)
-    ok, _ = _decide(table, far, "cells", {"cells": cells, "buckets": 1000})
+    ok, _ = _decide(table, far, "cells", {"cells": cells, "buckets": 30})
     assert ok.verdict == "pass"

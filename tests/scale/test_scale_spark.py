@@ -59,7 +59,7 @@ def test_spark_refines_and_reads_parquet(spark, df, tmp_path) -> None:
         return []
 
     kw = dict(KW, metrics=["auc", "precision"], slice_columns=["country"], crosses=[],
-              group_columns=[], buckets=16, refine=refine)
+              group_columns=[], buckets=0.5, refine=refine)
     sp = evaluate_at_scale(str(path), engine="spark", **kw)
     st = evaluate_at_scale(str(path), engine="stream", **kw)
     assert same_numbers(st, sp) == []

@@ -85,7 +85,7 @@ def test_duckdb_refines_like_the_stream_engine(df) -> None:
             return [Undecided("overall", "auc", ("baseline",))]
         return []
 
-    kw = dict(KW, metrics=["auc"], group_columns=[], crosses=[], buckets=16, refine=refine)
+    kw = dict(KW, metrics=["auc"], group_columns=[], crosses=[], buckets=0.5, refine=refine)
     dk = evaluate_at_scale(df, engine="duckdb", **kw)
     st = evaluate_at_scale(df, engine="stream", **kw)
     assert same_numbers(st, dk) == []

@@ -23,7 +23,7 @@ from mlreg.scale.cells import CELL_COLUMNS, PAIR_COLUMNS, value_column
 from mlreg.scale.rows import Batch, RowEncoder, features
 from mlreg.scale.spec import SCHEMA_VERSION, Spec
 
-__all__ = ["CellAccumulator", "SparseSums"]
+__all__ = ["CellAccumulator", "SparseSums", "pack_unique"]
 
 COMPACT_FACTOR = 2  # compact when pending rows exceed this many times the kept cells (+ slack)
 COMPACT_SLACK = 1 << 21
@@ -72,6 +72,26 @@ class SparseSums:
             self.tags = np.concatenate([p[4] for p in parts])[order][starts]
         self.pending = []
         self.pending_rows = 0
+
+
+def pack_unique(columns: list[np.ndarray]) -> tuple[list[tuple], np.ndarray]:
+    """Distinct rows of several non-negative int64 code columns (as tuples) and the inverse."""
+    top = [int(c.max()) + 1 if c.size else 1 for c in columns]
+    if float(np.prod(np.asarray(top, dtype=np.float64))) < 2.0 ** 62:
+        packed = np.zeros(columns[0].shape[0], dtype=np.int64)
+        for c, k in zip(columns, top, strict=True):
+            packed = packed * k + c
+        uniq, inv = np.unique(packed, return_inverse=True)
+        rows = []
+        for u in uniq.tolist():
+            digits = []
+            for k in reversed(top):
+                digits.append(u % k)
+                u //= k
+            rows.append(tuple(reversed(digits)))
+        return rows, inv.reshape(-1)
+    uniq2, inv = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    return [tuple(r) for r in uniq2.tolist()], inv.reshape(-1)
 
 
 def _narrow(codes: np.ndarray) -> np.ndarray:
@@ -125,18 +145,17 @@ class CellAccumulator:
                 known[(c,)] = c
                 self.set_keys[i].append((c,))
             return codes
-        stacked = np.stack([b.codes[c] for c in cols], axis=1)
-        uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+        uniq, inv = pack_unique([b.codes[c] for c in cols])
         known = self.set_codes[i]
         local = np.empty(len(uniq), dtype=np.int64)
-        for j, row in enumerate(map(tuple, uniq.tolist())):
+        for j, row in enumerate(uniq):
             c = known.get(row)
             if c is None:
                 c = len(self.set_keys[i])
                 known[row] = c
                 self.set_keys[i].append(row)
             local[j] = c
-        return local[inv.reshape(-1)]
+        return local[inv]
 
     def _row_matrix(self, f, w: np.ndarray | None) -> np.ndarray:
         r, ll, x = f.r, f.ll, f.x
@@ -265,33 +284,37 @@ class CellAccumulator:
         spec = self.spec
         total = sum(len(p["code"]) for p in parts)
         arrays: dict[str, list] = {}
-        kind, model, slicing = [], [], []
+        kind: list = []
+        model: list = []
+        slicing: list = []
         vals: dict[str, list] = {c: [] for c in spec.key_columns}
+        types = {c: pa.array(self.encoder.dicts[c].values, from_pandas=True).type
+                 for c in spec.key_columns}
         for p in parts:
             m = len(p["code"])
-            kind.append(np.full(m, p["kind"], dtype=object))
-            model.append(np.full(m, p["model"], dtype=object))
+            kind.append(pa.repeat(pa.scalar(p["kind"], pa.string()), m))
+            model.append(pa.repeat(pa.scalar(p["model"], pa.string()), m))
             cols = self.sets[p["set"]]
-            slicing.append(np.full(m, ",".join(cols), dtype=object))
+            slicing.append(pa.repeat(pa.scalar(",".join(cols), pa.string()), m))
             keys = self.set_keys[p["set"]]
             for c in spec.key_columns:
                 if c in cols:
                     j = cols.index(c)
                     dic = self.encoder.dicts[c].values
-                    vals[c].append(np.array([dic[keys[int(k)][j]] for k in p["code"]],
-                                            dtype=object))
+                    per_set = pa.array([dic[key[j]] for key in keys], type=types[c],
+                                       from_pandas=True)
+                    vals[c].append(per_set.take(pa.array(p["code"], pa.int64())))
                 else:
-                    vals[c].append(np.full(m, None, dtype=object))
+                    vals[c].append(pa.nulls(m, types[c]))
         out: dict[str, pa.Array] = {
             "schema_version": pa.array(np.full(total, SCHEMA_VERSION, dtype=np.int32)),
-            "params": pa.array(np.full(total, spec.params(), dtype=object), pa.string()),
-            "kind": pa.array(np.concatenate(kind) if kind else [], pa.string()),
-            "model": pa.array(np.concatenate(model) if model else [], pa.string()),
-            "slicing": pa.array(np.concatenate(slicing) if slicing else [], pa.string()),
+            "params": pa.repeat(pa.scalar(spec.params(), pa.string()), total),
+            "kind": pa.concat_arrays(kind) if kind else pa.array([], pa.string()),
+            "model": pa.concat_arrays(model) if model else pa.array([], pa.string()),
+            "slicing": pa.concat_arrays(slicing) if slicing else pa.array([], pa.string()),
         }
         for c in spec.key_columns:
-            out[value_column(c)] = pa.array(
-                list(np.concatenate(vals[c])) if vals[c] else [], from_pandas=True)
+            out[value_column(c)] = pa.concat_arrays(vals[c]) if vals[c] else pa.nulls(0)
         ints = ("bucket", "side", "bin", "side_b", "label")
         for c in ints:
             arrays[c] = [p[c] if p[c] is not None else np.full(len(p["code"]), -9)

@@ -223,6 +223,54 @@ def _column(table: Any, name: str, dtype: Any = np.float64, fill: float = np.nan
     return col.to_numpy().astype(dtype, copy=False)
 
 
+def _strings(table: Any, name: str) -> np.ndarray:
+    """A string column as an object array, through its dictionary (few distinct values)."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(table.column(name).combine_chunks(), null_encoding="encode")
+    values = np.asarray(enc.dictionary.to_pylist() + [None], dtype=object)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return values[idx]
+
+
+def _slice_codes(table: Any, rows: np.ndarray, columns: tuple[str, ...]):
+    """(slice index of every row, slice value tuples in the in-memory engine's order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not columns:
+        return np.zeros(rows.size, dtype=np.int64), [()]
+    parts, dicts = [], []
+    for c in columns:
+        col = table.column(value_column(c)).take(pa.array(rows)).combine_chunks()
+        enc = pc.dictionary_encode(col, null_encoding="encode")
+        dicts.append([_py(v) for v in enc.dictionary.to_pylist()])
+        parts.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+    sizes = [max(len(d), 1) for d in dicts]
+    if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0 ** 62:
+        combined = np.zeros(rows.size, dtype=np.int64)
+        for idx, k in zip(parts, sizes, strict=True):
+            combined = combined * k + idx
+        uniq, inv = np.unique(combined, return_inverse=True)
+        combos = []
+        for u in uniq.tolist():
+            digits = []
+            for k in reversed(sizes):
+                digits.append(u % k)
+                u //= k
+            combos.append(tuple(reversed(digits)))
+    else:
+        uniq2, inv = np.unique(np.stack(parts, axis=1), axis=0, return_inverse=True)
+        combos = [tuple(r) for r in uniq2.tolist()]
+    tuples = [tuple(dicts[j][c] for j, c in enumerate(combo)) for combo in combos]
+    distinct = list(dict.fromkeys(tuples))  # NaN and null both mean "missing"
+    rank = [_ranks([d[j] for d in distinct]) for j in range(len(columns))]
+    distinct.sort(key=lambda d: tuple(rank[j][d[j]] for j in range(len(columns))))
+    where = {d: i for i, d in enumerate(distinct)}
+    pos = np.asarray([where[t] for t in tuples], dtype=np.int64)
+    return pos[inv.reshape(-1)], distinct
+
+
 def decode_cells(spec: Spec, table: Any) -> Decoded:
     """Split a cell table into per-slicing, per-model arrays in the in-memory engine's order.
 
@@ -262,31 +310,22 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
             what[key] = what.get(key, 0) + int(c)
         listed = ", ".join(f"{v:,} row(s): {k}" for k, v in sorted(what.items()))
         raise InputError(f"the predictions hold rows the metrics cannot use: {listed}")
-    kind = np.asarray(table.column("kind").to_pylist(), dtype=object)
-    model = np.asarray(table.column("model").to_pylist(), dtype=object)
-    slicing = np.asarray(table.column("slicing").to_pylist(), dtype=object)
+    kind = _strings(table, "kind")
+    model = _strings(table, "model")
+    slicing = _strings(table, "slicing")
     label = _column(table, "label", np.int64, -1)
     if np.any((label != 0) & (label != 1)):
         raise InputError("the cell table holds labels other than 0/1")
     numeric = {c: _column(table, c) for c in CELL_COLUMNS + PAIR_COLUMNS}
     ints = {c: _column(table, c, np.int64, 0) for c in ("side", "bin", "side_b")}
-    values = {c: table.column(value_column(c)).to_pylist() for c in spec.key_columns}
 
     out: list[SlicingCells] = []
     for sd in spec.slicings():
         gset = ",".join(spec.grouping_set(sd.columns))
-        in_set = slicing == gset
-        rows = np.flatnonzero(in_set)
-        keys_of_rows = [tuple(_py(values[c][i]) for c in sd.columns) for i in rows]
-        distinct = list(dict.fromkeys(keys_of_rows))
-        if not distinct:
+        rows = np.flatnonzero(slicing == gset)
+        if rows.size == 0:
             raise InputError(f"the cell table has no cells for slicing {gset or 'overall'!r}")
-        if sd.columns:
-            rank = [_ranks([d[j] for d in distinct]) for j in range(len(sd.columns))]
-            distinct.sort(key=lambda d: tuple(rank[j][d[j]] for j in range(len(d))))
-        code_of = {d: i for i, d in enumerate(distinct)}
-        codes = np.fromiter((code_of[t] for t in keys_of_rows), dtype=np.int64,
-                            count=len(keys_of_rows))
+        codes, distinct = _slice_codes(table, rows, sd.columns)
         sc = SlicingCells(sd.index, sd.kind, sd.columns,
                           [tuple(zip(sd.columns, d, strict=True)) for d in distinct],
                           parent=sd.parent)

@@ -24,7 +24,7 @@ cells_option = click.option(
 
 
 def scaled_evaluate(predictions: str | None, *, engine: str | None, cells: str | None,
-                    emit_sql: bool, dialect: str, table: str | None, buckets: int | None,
+                    emit_sql: bool, dialect: str, table: str | None, buckets: float | None,
                     label: str, scores: Sequence[str], baseline: str | None,
                     weight: str | None, slice_columns: Sequence[str],
                     crosses: Sequence[Sequence[str]], group_columns: Sequence[str],
@@ -36,7 +36,7 @@ def scaled_evaluate(predictions: str | None, *, engine: str | None, cells: str |
     from mlreg.scale.spec import DEFAULT_BUCKETS, Spec
     from mlreg.scale.sql import pass1_sql
 
-    R = int(buckets) if buckets else DEFAULT_BUCKETS
+    R = buckets if buckets else DEFAULT_BUCKETS
     if emit_sql:
         names = list(metrics) if metrics else list(DEFAULT_METRICS)
         ths = {resolve_metric(m, threshold=threshold).threshold for m in names}

@@ -116,7 +116,7 @@ def evaluate_at_scale(
     confidence: float = 0.95,
     bootstrap_replicates: int = 200,
     bootstrap_seed: int = 0,
-    buckets: int = DEFAULT_BUCKETS,
+    buckets: float = DEFAULT_BUCKETS,
     logit_range: float = DEFAULT_LOGIT_RANGE,
     exact_pass: str = "auto",
     refine: RefineFn | None = None,
@@ -128,8 +128,8 @@ def evaluate_at_scale(
     ``source``: for ``stream``/``duckdb``/``spark`` a Parquet file, directory, glob or list of
     files (local or object store URI), a pandas DataFrame or an Arrow table; for ``cells`` a
     cell table (Arrow table or Parquet path). Other arguments as
-    :func:`mlreg.metrics.evaluate_predictions`, plus ``buckets``/``logit_range`` (the logit
-    histogram), ``exact_pass`` (``auto``: run it when the calibration fit or a paired AUC
+    :func:`mlreg.metrics.evaluate_predictions`, plus ``buckets`` (logit buckets per unit of
+    logit; the AUC bound is about 0.075 / buckets) and ``logit_range`` (the histogram's span), ``exact_pass`` (``auto``: run it when the calibration fit or a paired AUC
     interval needs it and the engine has rows; ``never``) and ``refine`` (a function naming the
     :class:`Undecided` values of a preliminary result; see :mod:`mlreg.scale.gating`).
     Ranking and custom metrics are not computed (they are undefined with a reason).

@@ -203,7 +203,7 @@ def scaled_evidence(table: Any, *, engine: str, options: Mapping[str, Any] | Non
                     return
                 store[key] = Estimate(None, undefined=(
                     f"{metric} {float(est.value):.6g} +/- {b:.2g} (bound of the {engine} "
-                    f"engine's logit histogram, R={res.scale.buckets}): the verdict of gate "
+                    f"engine's logit histogram, R={res.scale.buckets:g}/unit): the verdict of gate "
                     f"{gate_id!r} could flip within the bound and {why}"))
             if kind == "group":
                 slice_name, _, col = item.rpartition(" by ")

@@ -85,23 +85,24 @@ class SliceCoder:
         self.luts: list[dict[tuple, int]] = [{} for _ in slicings]
 
     def codes(self, batch) -> list[np.ndarray]:
+        from mlreg.scale.aggregates import pack_unique
+
         out = []
         for j, (cols, _) in enumerate(self.slicings):
             if not cols:
                 out.append(np.zeros(batch.n, dtype=np.int64))
                 continue
-            stacked = np.stack([batch.codes[c] for c in cols], axis=1)
-            uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+            uniq, inv = pack_unique([batch.codes[c] for c in cols])
             lut = self.luts[j]
             local = np.empty(len(uniq), dtype=np.int64)
-            for i, row in enumerate(map(tuple, uniq.tolist())):
+            for i, row in enumerate(uniq):
                 got = lut.get(row)
                 if got is None:
                     values = tuple(self.encoder.dicts[c].values[v] for c, v in zip(cols, row,
                                                                                   strict=True))
                     got = lut[row] = self.index[j].get(values, -1)
                 local[i] = got
-            out.append(local[inv.reshape(-1)])
+            out.append(local[inv])
         return out
 
 
@@ -280,6 +281,14 @@ class NumpyPasses:
 def _placement(place, k, ext, y, E) -> np.ndarray:
     keys, vp, vn = place
     q = k * E + ext
+    if keys.size and int(keys[-1]) < 20_000_000:  # dense lookup tables: one gather per row
+        size = int(keys[-1]) + 1
+        dp = np.zeros(size)
+        dn = np.zeros(size)
+        dp[keys] = vp
+        dn[keys] = vn
+        q = np.minimum(q, size - 1)
+        return np.where(y == 1, dp[q], dn[q])
     i = np.searchsorted(keys, q)
     i = np.minimum(i, len(keys) - 1)
     found = keys[i] == q

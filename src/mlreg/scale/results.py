@@ -71,7 +71,7 @@ class ScaleInfo:
     """How a scaled result was computed."""
 
     engine: str
-    buckets: int
+    buckets: float  # per unit of logit
     logit_range: float
     cells: int = 0
     passes: list[str] = field(default_factory=list)
@@ -100,7 +100,7 @@ class ScaleInfo:
             else:
                 extra = f", {self.refined[key]} slice(s) refined" if self.refined.get(key) else ""
                 parts.append(f"{key} bound <= {self.max_bound[key]:.2g}{extra}")
-        return (f"engine {self.engine} (logit histogram R={self.buckets}, "
+        return (f"engine {self.engine} (logit histogram R={self.buckets:g}/unit, "
                 f"{self.cells:,} cells; passes: {', '.join(self.passes)}): "
                 + ("; ".join(parts) if parts else "no metrics"))
 

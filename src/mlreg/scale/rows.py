@@ -161,7 +161,7 @@ def features(spec: Spec, s: np.ndarray, y: np.ndarray) -> Features:
     ll = -np.log(np.minimum(np.maximum(q, EPS), 1.0 - EPS))
     r = y - s
     b = np.floor((x + spec.logit_range) * spec.bucket_scale)
-    bucket = np.minimum(np.maximum(b, 0.0), spec.buckets - 1).astype(np.int64)
+    bucket = np.minimum(np.maximum(b, 0.0), spec.n_buckets - 1).astype(np.int64)
     if spec.thresholds:
         side = np.searchsorted(np.asarray(spec.thresholds), s, side="right").astype(np.int64)
     else:

@@ -3,8 +3,9 @@
 A spec fixes the *keys* of the cell table: the models (score columns), the label and weight, the
 slicings (overall, slice columns, crosses, protected-group breakdowns) and the cut points that
 make a cell's statistics exact (the decision thresholds and the ECE bin edges), plus the logit
-histogram (``buckets`` equal-width buckets of ``logit(score)`` over ``[-logit_range,
-logit_range]``; scores beyond fall into the two edge buckets). Engines turn rows into cells for
+histogram (equal-width buckets of ``logit(score)``, ``buckets`` per unit of logit, i.e. of
+width ``1 / buckets``, over ``[-logit_range, logit_range]``; scores beyond fall into the two
+edge buckets: :attr:`Spec.n_buckets` in all). Engines turn rows into cells for
 a spec; the driver decodes cells for the same spec. :meth:`Spec.params` writes the parameters
 that shape the cells into one string carried by every cell row, so a cell table produced
 elsewhere (a warehouse) can be checked against the spec that reads it.
@@ -37,8 +38,9 @@ DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "trino", "ansi")
 
 #: Version of the cell table's layout (the ``schema_version`` column).
 SCHEMA_VERSION = 1
-#: Equal-width logit buckets: the worst AUC bound measured ~0.075/R; 10,000 keeps it ~1e-5.
-DEFAULT_BUCKETS = 10_000
+#: Logit buckets per unit of logit (width 1/R): the worst AUC bound is about 0.075/R
+#: (measured, independent of the row count), so R = 1000 keeps it under 1e-4.
+DEFAULT_BUCKETS = 1000
 #: Logit range covered by the buckets: scores in [1.1e-7, 1 - 1.1e-7] get their own buckets.
 DEFAULT_LOGIT_RANGE = 16.0
 #: Scores are clipped to [EPS, 1 - EPS] for logits and log loss (as the in-memory engine does).
@@ -76,7 +78,7 @@ class Spec:
     group_columns: tuple[str, ...] = ()
     thresholds: tuple[float, ...] = (0.5,)
     n_bins: int = 10
-    buckets: int = DEFAULT_BUCKETS
+    buckets: float = DEFAULT_BUCKETS
     logit_range: float = DEFAULT_LOGIT_RANGE
 
     # ------------------------------------------------------------------ construction
@@ -87,7 +89,7 @@ class Spec:
         baseline: str | None = None, weight: str | None = None,
         slice_columns: Sequence[str] = (), crosses: Sequence[Sequence[str]] = (),
         group_columns: Sequence[str] = (), thresholds: Sequence[float] = (0.5,),
-        n_bins: int = 10, buckets: int = DEFAULT_BUCKETS,
+        n_bins: int = 10, buckets: float = DEFAULT_BUCKETS,
         logit_range: float = DEFAULT_LOGIT_RANGE,
     ) -> Spec:
         """Validate and normalise; raises :class:`mlreg.errors.InputError`."""
@@ -116,10 +118,13 @@ class Spec:
             if len(set(cr)) != len(cr):
                 raise InputError(f"a cross repeats a column: {list(cr)}")
             norm_crosses.append(cr)
-        if not (isinstance(buckets, int) and 2 <= buckets <= 1_000_000):
-            raise InputError("buckets must be an integer in [2, 1000000]")
+        if not (isinstance(buckets, (int, float)) and math.isfinite(buckets)
+                and 0.01 <= buckets <= 100_000):
+            raise InputError("buckets (per unit of logit) must lie in [0.01, 100000]")
         if not (math.isfinite(logit_range) and 1.0 <= logit_range <= 40.0):
             raise InputError("logit_range must lie in [1, 40]")
+        if 2 * logit_range * buckets > 50_000_000:
+            raise InputError("buckets x logit_range makes more than 25,000,000 buckets")
         if not (isinstance(n_bins, int) and 1 <= n_bins <= 1000):
             raise InputError("n_bins must be an integer in [1, 1000]")
         ths = tuple(sorted({float(t) for t in thresholds}))
@@ -129,7 +134,9 @@ class Spec:
                    weight=None if weight is None else str(weight),
                    slice_columns=tuple(map(str, slice_columns)), crosses=tuple(norm_crosses),
                    group_columns=tuple(map(str, group_columns)), thresholds=ths,
-                   n_bins=int(n_bins), buckets=int(buckets), logit_range=float(logit_range))
+                   n_bins=int(n_bins),
+                   buckets=int(buckets) if float(buckets).is_integer() else float(buckets),
+                   logit_range=float(logit_range))
         return spec
 
     # ------------------------------------------------------------------ derived
@@ -162,14 +169,21 @@ class Spec:
         return tuple(dict.fromkeys(cols))
 
     @property
+    def n_buckets(self) -> int:
+        """Buckets in all: ``2 L R`` (at least 2)."""
+        return max(2, int(round(2.0 * self.logit_range * self.buckets)))
+
+    @property
     def ext_size(self) -> int:
-        """Number of distinct ordered units: bucket + side + bin spans [0, R + T + n_bins - 1)."""
-        return self.buckets + len(self.thresholds) + self.n_bins - 1
+        """Number of distinct ordered units: bucket + side + bin spans
+        ``[0, n_buckets + T + n_bins - 1)``."""
+        return self.n_buckets + len(self.thresholds) + self.n_bins - 1
 
     @property
     def bucket_scale(self) -> float:
-        """``R / (2 L)``: a logit ``x`` falls in bucket ``floor((x + L) * scale)`` (clipped)."""
-        return self.buckets / (2.0 * self.logit_range)
+        """``n_buckets / (2 L)``: a logit ``x`` falls in bucket ``floor((x + L) * scale)``
+        (clipped to ``[0, n_buckets - 1]``)."""
+        return self.n_buckets / (2.0 * self.logit_range)
 
     def slicings(self) -> list[SlicingDef]:
         """Overall, every slice column, every cross, then (when there are group columns) every
@@ -199,7 +213,7 @@ class Spec:
     def params(self) -> str:
         """The parameters that shape the cells, as carried by every cell row."""
         ths = ",".join(repr(t) for t in self.thresholds)
-        return (f"buckets={self.buckets};logit_range={self.logit_range!r};n_bins={self.n_bins};"
+        return (f"buckets={self.buckets!r};logit_range={self.logit_range!r};n_bins={self.n_bins};"
                 f"thresholds={ths}")
 
     def check_params(self, params: str) -> None:
@@ -217,9 +231,9 @@ class Spec:
                 k, _, v = part.partition("=")
                 if k == "thresholds":
                     out[k] = tuple(float(t) for t in v.split(",") if t)
-                elif k in ("buckets", "n_bins"):
+                elif k == "n_bins":
                     out[k] = int(v)
-                elif k == "logit_range":
+                elif k in ("buckets", "logit_range"):
                     out[k] = float(v)
         except ValueError:
             raise InputError(f"cannot parse cell table params {params!r}") from None

@@ -98,7 +98,7 @@ def _logloss(s: str) -> str:
 
 def _bucket(spec: Spec, d: Dialect, x: str) -> str:
     raw = f"FLOOR(({x} + {_lit(spec.logit_range)}) * {_lit(spec.bucket_scale)})"
-    return d.int(f"LEAST(GREATEST({raw}, 0), {spec.buckets - 1})")
+    return d.int(f"LEAST(GREATEST({raw}, 0), {spec.n_buckets - 1})")
 
 
 def _side(spec: Spec, s: str) -> str:
