@@ -52,14 +52,15 @@ __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
               help="SQL dialect of --emit-sql.")
 @click.option("--table", "table_name", default=None, metavar="NAME",
               help="Table the emitted SQL reads (default: PREDICTIONS).")
-@click.option("--buckets", default=None, type=click.IntRange(2, 1_000_000), metavar="R",
-              help="Logit buckets of the scale engines (default 10000; AUC bound ~0.075/R).")
+@click.option("--buckets", default=None, type=click.FloatRange(0.01, 100_000), metavar="R",
+              help="Scale engines: logit buckets per unit of logit (default 1000; the AUC "
+              "bound is about 0.075/R).")
 def evaluate_cmd(predictions: str | None, label: str, scores: tuple[str, ...],
                  baseline: str | None, weight: str | None, slices: tuple[str, ...],
                  crosses: tuple[str, ...], groups: tuple[str, ...], query: str | None,
                  metrics: tuple[str, ...], threshold: float, fmt: str | None, as_json: bool,
                  engine: str | None, cells: str | None, emit_sql: bool, dialect: str,
-                 table_name: str | None, buckets: int | None) -> None:
+                 table_name: str | None, buckets: float | None) -> None:
     """Compute slice metrics with 95% intervals from PREDICTIONS (Parquet or CSV, a local file
     or a store URI such as s3://bucket/preds.parquet). No registry needed.
 
