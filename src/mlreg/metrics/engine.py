@@ -147,8 +147,10 @@ def _sorted_with_perm(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     run = np.cumsum(~np.isin(pos - 1, first))  # a run starts where i - 1 does not collide
     sub = perm[pos]
     order = np.lexsort((sub, s[sub], run))
-    perm[pos] = sub[order]
-    return perm, np.take(s, perm)
+    sub = sub[order]
+    perm[pos] = sub
+    sv[pos] = s[sub]  # only the repaired positions moved
+    return perm, sv
 
 
 CHUNK = 1 << 18
