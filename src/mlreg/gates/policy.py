@@ -8,6 +8,10 @@ Merging (a model policy over the default):
 * ``evaluation`` and ``rollback``: merged key by key, the model's keys win; built-in defaults
   (:data:`EVALUATION_DEFAULTS`, :data:`ROLLBACK_DEFAULTS`) are filled in first, so the merged
   policy states every setting the decision used and its digest covers them.
+* ``online`` (the online gates of a canary -> stable promotion, see
+  :func:`mlreg.history.online.check_online`): a model policy's list replaces the default's as a
+  whole (``online: []`` drops the default's rules); it is kept in the merged policy only when
+  non-empty, so the digests of policies without online rules do not change.
 * ``extends: none`` in a model policy ignores the default policy.
 
 The digest of a policy is the sha256 of its canonical JSON (keys sorted, no whitespace, UTF-8).
@@ -99,6 +103,11 @@ class Policy:
         return list(self.data.get("gates") or [])
 
     @property
+    def online(self) -> list[dict]:
+        """The online gates (judged when a canary becomes stable); empty when none."""
+        return list(self.data.get("online") or [])
+
+    @property
     def evaluation(self) -> dict:
         return {**EVALUATION_DEFAULTS, **(self.data.get("evaluation") or {})}
 
@@ -186,6 +195,17 @@ def check_policy(doc: Any, path: str = "<policy>") -> None:
         if "k" in gate and gate["metric"] not in RANKED:
             problems.append(Violation(f"{where}.k", f"metric {gate['metric']!r} takes no k "
                                       f"(ranking metrics: {', '.join(sorted(RANKED))})"))
+    online_seen: dict[str, int] = {}
+    for i, rule in enumerate(doc.get("online") or []):
+        where = f"$.online[{i}]"
+        if "min" in rule and "max" in rule and rule["min"] > rule["max"]:
+            problems.append(Violation(where, f"min {rule['min']} is above max {rule['max']}"))
+        oid = rule.get("id") or f"online-{rule['metric'].replace('_', '-')}"
+        if oid in online_seen:
+            problems.append(Violation(f"{where}.id", f"duplicate online gate id {oid!r} (first "
+                                      f"at $.online[{online_seen[oid]}]; the default id is "
+                                      "online-<metric>): give each rule its own id"))
+        online_seen.setdefault(oid, i)
     if problems:
         raise SchemaError(path, "policy", problems)
 
@@ -207,6 +227,7 @@ def merge_policies(default: Mapping[str, Any] | None, model: Mapping[str, Any] |
     evaluation = {**EVALUATION_DEFAULTS, **(base.get("evaluation") or {})}
     rollback = {**ROLLBACK_DEFAULTS, **(base.get("rollback") or {})}
     description = base.get("description")
+    online = list(base.get("online") or [])
     if model is not None:
         model = copy.deepcopy(dict(model))
         ids = [g["id"] for g in gates]
@@ -226,6 +247,8 @@ def merge_policies(default: Mapping[str, Any] | None, model: Mapping[str, Any] |
                 gates.append(g)
         evaluation.update(model.get("evaluation") or {})
         rollback.update(model.get("rollback") or {})
+        if "online" in model:  # the model's list replaces the default's (as audit assumes)
+            online = list(model.get("online") or [])
         description = model.get("description", description)
     merged: dict[str, Any] = {"schema": "mlreg/policy/v1"}
     if description is not None:
@@ -233,6 +256,8 @@ def merge_policies(default: Mapping[str, Any] | None, model: Mapping[str, Any] |
     merged["evaluation"] = evaluation
     merged["rollback"] = rollback
     merged["gates"] = gates
+    if online:
+        merged["online"] = online
     return merged
 
 
