@@ -127,6 +127,27 @@ class Row:
             "groups": None if self.groups is None else [g.to_dict() for g in self.groups[:100]],
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Row:
+        """A row from its ``to_dict`` form (e.g. an online gate's row from
+        :func:`mlreg.history.online.check_online`)."""
+        def pair(p: Any) -> tuple[float, float] | None:
+            return (p[0], p[1]) if p is not None else None
+
+        groups = d.get("groups")
+        return cls(
+            item=d["item"], kind=d["kind"], verdict=d["verdict"], reason=d["reason"],
+            category=d.get("category", "metric"), blocking=d.get("blocking", True),
+            n=d.get("n"), weight=d.get("weight"), candidate=d.get("candidate"),
+            candidate_interval=pair(d.get("candidate_interval")), baseline=d.get("baseline"),
+            baseline_interval=pair(d.get("baseline_interval")), delta=d.get("delta"),
+            delta_interval=pair(d.get("delta_interval")), observed=d.get("observed"),
+            observed_interval=pair(d.get("observed_interval")), lower=d.get("lower"),
+            upper=d.get("upper"),
+            groups=None if groups is None else [
+                GroupValue(g["group"], g.get("n"), g.get("value"), pair(g.get("interval")),
+                           g.get("included", True)) for g in groups])
+
 
 @dataclass
 class GateOutcome:
@@ -160,6 +181,16 @@ class GateOutcome:
             "rows_total": len(self.rows),
             "rows": [r.to_dict() for r in _capped_rows(self.rows)],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GateOutcome:
+        """A gate from its ``to_dict`` form (``rows_total`` is recomputed from the rows)."""
+        return cls(id=d["id"], type=d["type"], category=d["category"], rule=d.get("rule", ""),
+                   verdict=d["verdict"], reason=d.get("reason", ""),
+                   rows=[Row.from_dict(r) for r in d.get("rows") or []],
+                   metric=d.get("metric"), threshold=d.get("threshold"), slices=d.get("slices"),
+                   matched=d.get("matched", 0), use_interval=d.get("use_interval", False),
+                   blocking=d.get("blocking", True))
 
 
 def _capped_rows(rows: list[Row]) -> list[Row]:
