@@ -16,6 +16,7 @@ from mlreg.gates.inputs import (
     OVERALL,
     Estimate,
     Evidence,
+    OnlineEvidence,
     Promotion,
     SliceStats,
     Subject,
@@ -662,6 +663,44 @@ def _apply_blocking(out: GateOutcome, gate: Mapping[str, Any], ctx: _Ctx) -> Non
         out.reason = f"not blocking ({gate_why}): {out.reason}"
 
 
+def _online_gates(ctx: _Ctx, online: OnlineEvidence, notes: list[str]) -> list[GateOutcome]:
+    """The policy's online rules judged on the candidate's online results on the service (a
+    canary becoming stable). Fail closed: no result fails. A failing rule that measured a value
+    outside its bar is a breach: its reason says the canary should be rolled back, and a note
+    names the command."""
+    from mlreg.history.online import check_online
+
+    rules = ctx.policy.online
+    if not rules:
+        return []
+    cand = ctx.candidate
+    out: list[GateOutcome] = []
+    breaches: list[str] = []
+    for rule, d in zip(rules, check_online(rules, online.results, online.service, cand.version,
+                                           model=cand.model), strict=True):
+        gate = GateOutcome.from_dict(d)
+        if gate.verdict == "fail" and any(r.observed is not None for r in gate.rows):
+            why = f"the reason to roll back the canary {cand} on {online.service}"
+            gate.reason = f"{gate.reason}: {why}"
+            for row in gate.rows:
+                if row.verdict == "fail":
+                    row.reason = f"{row.reason}: {why}"
+            breaches.append(f"{gate.id}: {d['reason']}")
+        _apply_blocking(gate, rule if isinstance(rule, Mapping) else {}, ctx)
+        out.append(gate)
+    used = sorted({r.get("path") or r.get("experiment") or "?" for r in online.results
+                   if r.get("service") == online.service and r.get("version") == cand.version
+                   and r.get("model") == cand.model})
+    notes.append(f"canary -> stable: {cand} was the canary of {online.service}; online gates "
+                 f"judged on " + (", ".join(used) if used else "no online result (fail closed)"))
+    notes.extend(f"online result not used: {s}" for s in online.skipped)
+    if breaches and any(g.verdict == "fail" for g in out):
+        notes.append(f"online gates breached for {cand} on {online.service}, the reason to roll "
+                     f"the canary back: {'; '.join(breaches)} (mlreg rollback {online.service} "
+                     f"--reason \"online {breaches[0]}\")")
+    return out
+
+
 def _subject_ref(s: Subject) -> SubjectRef:
     return SubjectRef(s.model, s.version, s.path, s.record_sha256)
 
@@ -677,13 +716,17 @@ def evaluate(
     promotion: Promotion | None = None,
     model_info: Mapping[str, Any] | None = None,
     tool: str = "mlreg",
+    online: OnlineEvidence | None = None,
 ) -> GateResult:
     """Decide a promotion. Pure: the same arguments always give the same result.
 
     ``policy`` is the merged policy; ``candidate``/``baseline`` the two versions (baseline None
     for a bootstrap or when none could be found); ``evidence`` the metrics engine's results;
     ``verification`` the files hashed in the store; ``mode`` promotion, rollback or bootstrap;
-    ``model_info`` the model's model.yaml (protected columns, deployment targets).
+    ``model_info`` the model's model.yaml (protected columns, deployment targets); ``online``
+    the online results when the promotion makes the service's canary stable (the policy's
+    ``online`` rules are then judged after its gates, see :func:`_online_gates`; None: not a
+    canary -> stable move, no online gate).
     Never raises for a missing or bad input value: each becomes a failing row with its reason.
     """
     if mode not in ("promotion", "rollback", "bootstrap"):
@@ -709,7 +752,9 @@ def evaluate(
             raise AssertionError(f"category of {gate['id']}")
         _apply_blocking(out, gate, ctx)
         outcomes.append(out)
-    notes = []
+    notes: list[str] = []
+    if online is not None:
+        outcomes.extend(_online_gates(ctx, online, notes))
     if not outcomes:
         empty = GateOutcome(id="policy", type="policy", category="lineage", rule="at least one gate",
                             verdict="fail", reason="the policy has no gates: nothing would be checked")

@@ -9,6 +9,7 @@ metrics engine; tests build them by hand. Nothing here reads a file.
   threshold, slice) the candidate's and the baseline's :class:`Estimate` and the paired delta,
   and per (metric, threshold, slice, group column) the :class:`GroupStats` of a fairness gap.
 * :class:`Verification` - artifact and predictions files hashed in the store (:class:`FileCheck`).
+* :class:`OnlineEvidence` - the online results a canary -> stable promotion is judged on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "Verification",
     "Subject",
     "Promotion",
+    "OnlineEvidence",
     "OVERALL",
     "parse_slice_key",
 ]
@@ -220,3 +222,18 @@ class Promotion:
             "from_version": self.from_version, "canary_percent": self.canary_percent,
             "mode": self.mode, "target": self.target,
         }
+
+
+@dataclass(frozen=True)
+class OnlineEvidence:
+    """The online results of a promotion that makes ``service``'s canary its stable version.
+
+    Given to :func:`mlreg.gates.evaluate.evaluate` only for a canary -> stable move: the policy's
+    ``online`` rules are then judged (:func:`mlreg.history.online.check_online`) on ``results``
+    (``mlreg/online/v1`` documents of the model, each with its ``path``); with no rules nothing is
+    added. ``skipped`` names result files that were not used, with why (an invalid file).
+    """
+
+    service: str
+    results: tuple[Mapping[str, Any], ...] = ()
+    skipped: tuple[str, ...] = ()

@@ -9,7 +9,8 @@
 3. every candidate artifact hashed in the store; both predictions files read and hashed as read;
 4. the two prediction tables joined on the id column (same examples, same labels, or the
    baseline is "not comparable" with the reason), the metrics engine run on the joined table;
-5. :func:`mlreg.gates.evaluate.evaluate`.
+5. :func:`mlreg.gates.evaluate.evaluate`; a canary becoming stable also brings its online
+   results, read from the head registry (:mod:`mlreg.gates.online`).
 
 Errors: an invalid candidate record or policy raises InputError (exit 2); an unreachable store
 raises DependencyError (exit 3); everything about the evidence becomes a failing row.
@@ -201,9 +202,12 @@ def gate_promotion(head: Any, base: Any | None, promotion: Promotion, *,
         from dataclasses import replace
 
         evidence = replace(evidence, baseline_problem=gathered.baseline_problem)
+    from mlreg.gates.online import online_evidence
+
+    online = online_evidence(head, base, promotion) if policy.online else None
     result = evaluate(policy, candidate, baseline, evidence, Verification(tuple(gathered.files)),
                       mode=promotion.mode, promotion=promotion, model_info=model_info,
-                      tool=f"mlreg {__version__}")
+                      tool=f"mlreg {__version__}", online=online)
     result.notes.extend(gathered.notes)
     return result
 

@@ -16,7 +16,9 @@ at ``base``:
 * each changed service in the deployment manifest becomes promotions
   (:func:`mlreg.gitops.changes.plan_promotions`), each gated by
   :func:`mlreg.gates.gate_promotion` with the registry at ``head`` as the candidate side and the
-  registry at ``base`` as the baseline side and the rules in force;
+  registry at ``base`` as the baseline side and the rules in force; a canary at base made stable
+  is also judged by the policy's online gates on its online results read from ``head`` (a PR
+  may add the result it promotes on; :mod:`mlreg.gates.online`);
 * a PR that changes nothing the registry cares about passes and says so.
 
 A shallow clone, a revision that cannot be found, or revisions without a common history raise
@@ -265,6 +267,9 @@ def _gate(loc: Any, result: PRGateResult, base_reg: Registry | None, head_reg: R
             else:
                 reason = (f"{p.why}; {s['failed']} of {s['gates']} gates failed, "
                           f"{s['failing_rows']} failing row(s)")
+                online = [g.reason for g in gres.gates if g.type == "online" and g.verdict == "fail"]
+                if online:  # the canary -> stable move: its online result says why (roll back)
+                    reason += "; online: " + "; ".join(online)
             result.changes.append(ChangeOutcome("promotion", sc.service, p.change, verdict,
                                                 reason, len(result.results) - 1, p))
 

@@ -115,7 +115,8 @@ def _table_head(gate: dict, confidence: float) -> tuple[str, Any]:
         ci = f"{100 * confidence:g}% CI"
         return (f"| | slice | n | candidate ({ci}) | baseline | delta ({ci}) | bar | reason |\n"
                 "|---|---|--:|--:|--:|--:|---|---|"), _metric_row
-    what = {"artifact_size": "artifact | MB", "latency": "measure | ms"}.get(
+    what = {"artifact_size": "artifact | MB", "latency": "measure | ms",
+            "online": "experiment | value"}.get(
         gate["type"], "check | value")
     a, b = what.split(" | ")
     return f"| | {a} | {b} | bar | reason |\n|---|---|--:|---|---|", _plain_row
