@@ -92,6 +92,18 @@ def _kw() -> dict:
                 slice_columns=["segment"], metrics=METRICS)
 
 
+def _jvm_peak(session) -> float:
+    """Peak RSS (VmHWM) of the driver JVM that pyspark launched, in MB."""
+    try:
+        pid = session.sparkContext._gateway.proc.pid
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (AttributeError, OSError):
+        pass
+    return float("nan")
+
+
 def run_path(path: str, data: Path, spill: Path) -> dict:
     import warnings
 
@@ -128,13 +140,12 @@ def run_path(path: str, data: Path, spill: Path) -> dict:
         if path == "spark":
             from pyspark.sql import SparkSession
 
-            SparkSession.builder.getOrCreate().stop()
+            session = SparkSession.builder.getOrCreate()
+            out["jvm_peak_rss_mb"] = _jvm_peak(session)
+            session.stop()
     out["total_s"] = time.perf_counter() - t0
     out["rows"] = int(res.n)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if path == "spark":
-        time.sleep(1.0)
-        out["jvm_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     bounds = [float(getattr(s.metrics[m]["auc"], "bound", 0.0) or 0.0)
               for s in res.slices for m in res.models]
     out["max_auc_bound"] = max(bounds)

@@ -23,6 +23,7 @@ from mlreg.scale import (
     merge_cells,
 )
 from mlreg.scale.aggregates import CellAccumulator
+from mlreg.scale.cells import plain
 from mlreg.scale.compute import auc_parts, partition, slice_stats
 from mlreg.scale.engines import CellsEngine, StreamEngine
 
@@ -81,7 +82,8 @@ def _canon(table) -> pd.DataFrame:
     keys = [c for c in table.column_names if c in (
         "kind", "model", "slicing", "v_country", "v_device", "v_age", "bucket", "side", "bin",
         "side_b", "label")]
-    out = table.to_pandas().sort_values(keys, na_position="last").reset_index(drop=True)
+    out = plain(table).to_pandas().sort_values(keys, na_position="last")
+    out = out.reset_index(drop=True)
     return out[sorted(out.columns)]
 
 

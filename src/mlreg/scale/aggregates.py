@@ -5,9 +5,10 @@ set), sparse sums keyed by ``(slice code, ext, label)`` (``ext = bucket + side +
 :class:`mlreg.scale.cells.ModelCells`). Per batch and model the rows are ordered once by
 ``ext * 2 + label`` (a radix sort of 16-bit keys), then per grouping set by the slice code
 (again a stable radix sort), so every cell is a contiguous run and its sums are one
-``np.add.reduceat``. Pending chunks are compacted (merged by key) whenever they outgrow the
-cells they stand for, so memory follows the number of distinct cells, which stays near the
-number of slices x buckets however many rows pass through.
+``np.add.reduceat``. A batch's cells are added to the kept (sorted) cells in place by binary
+search; only keys never seen before wait, and are merged in when they reach a quarter of the
+kept cells. Memory follows the number of distinct cells, which stays near the number of slices
+x occupied buckets however many rows pass through.
 
 :meth:`CellAccumulator.table` writes the cell table of :mod:`mlreg.scale.cells`, identical in
 layout (and, up to the last bit of ``log``, in content) to what the SQL engines produce.
@@ -25,8 +26,9 @@ from mlreg.scale.spec import SCHEMA_VERSION, Spec
 
 __all__ = ["CellAccumulator", "SparseSums", "pack_unique"]
 
-COMPACT_FACTOR = 2  # compact when pending rows exceed this many times the kept cells (+ slack)
-COMPACT_SLACK = 1 << 21
+# new keys wait until they exceed this share of the kept cells (+ slack), then merge
+COMPACT_FACTOR = 0.25
+COMPACT_SLACK = 1 << 18
 
 
 @dataclass
@@ -44,9 +46,29 @@ class SparseSums:
 
     def add(self, keys: np.ndarray, sums: np.ndarray, mins: np.ndarray | None = None,
             maxs: np.ndarray | None = None, tags: np.ndarray | None = None) -> None:
+        """Add a chunk whose keys are sorted and unique: known keys are summed in place (one
+        binary search per key), new ones wait in a pending list merged by :meth:`compact`."""
+        if self.sums is not None and self.keys.size:
+            pos = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+            found = self.keys[pos] == keys
+            if found.any():
+                idx = pos[found]
+                self.sums[idx] += sums[found]
+                if mins is not None:
+                    self.mins[idx] = np.minimum(self.mins[idx], mins[found])
+                    self.maxs[idx] = np.maximum(self.maxs[idx], maxs[found])
+            if found.all():
+                return
+            new = ~found
+            keys, sums = keys[new], sums[new]
+            if mins is not None:
+                mins, maxs = mins[new], maxs[new]
+            if tags is not None:
+                tags = tags[new]
         self.pending.append((keys, sums, mins, maxs, tags))
         self.pending_rows += keys.shape[0]
-        if self.pending_rows > COMPACT_FACTOR * self.keys.shape[0] + COMPACT_SLACK:
+        if self.sums is None or self.pending_rows > COMPACT_FACTOR * self.keys.shape[0] \
+                + COMPACT_SLACK:
             self.compact()
 
     def compact(self) -> None:
@@ -279,54 +301,54 @@ class CellAccumulator:
         return self._assemble(parts)
 
     def _assemble(self, parts: list[dict]):
+        """One Arrow table, built per part (chunked): constant strings as dictionaries (a few
+        bytes a row), numbers without copies where no value is missing."""
         import pyarrow as pa
 
         spec = self.spec
-        total = sum(len(p["code"]) for p in parts)
-        arrays: dict[str, list] = {}
-        kind: list = []
-        model: list = []
-        slicing: list = []
-        vals: dict[str, list] = {c: [] for c in spec.key_columns}
         types = {c: pa.array(self.encoder.dicts[c].values, from_pandas=True).type
                  for c in spec.key_columns}
+
+        def const(value: str, m: int) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(m, np.int32)),
+                                                  pa.array([value], pa.string()))
+
+        cols: dict[str, list] = {}
+
+        def put(name: str, arr) -> None:
+            cols.setdefault(name, []).append(arr)
+
         for p in parts:
             m = len(p["code"])
-            kind.append(pa.repeat(pa.scalar(p["kind"], pa.string()), m))
-            model.append(pa.repeat(pa.scalar(p["model"], pa.string()), m))
-            cols = self.sets[p["set"]]
-            slicing.append(pa.repeat(pa.scalar(",".join(cols), pa.string()), m))
+            put("schema_version", pa.array(np.full(m, SCHEMA_VERSION, dtype=np.int32)))
+            put("params", const(spec.params(), m))
+            put("kind", const(p["kind"], m))
+            put("model", const(p["model"], m))
+            gset = self.sets[p["set"]]
+            put("slicing", const(",".join(gset), m))
             keys = self.set_keys[p["set"]]
+            codes = pa.array(np.asarray(p["code"], dtype=np.int32))
             for c in spec.key_columns:
-                if c in cols:
-                    j = cols.index(c)
+                if c in gset:
+                    j = gset.index(c)
                     dic = self.encoder.dicts[c].values
-                    per_set = pa.array([dic[key[j]] for key in keys], type=types[c],
-                                       from_pandas=True)
-                    vals[c].append(per_set.take(pa.array(p["code"], pa.int64())))
+                    values = pa.array([dic[key[j]] for key in keys], type=types[c],
+                                      from_pandas=True)
+                    put(value_column(c), values.take(codes))
                 else:
-                    vals[c].append(pa.nulls(m, types[c]))
-        out: dict[str, pa.Array] = {
-            "schema_version": pa.array(np.full(total, SCHEMA_VERSION, dtype=np.int32)),
-            "params": pa.repeat(pa.scalar(spec.params(), pa.string()), total),
-            "kind": pa.concat_arrays(kind) if kind else pa.array([], pa.string()),
-            "model": pa.concat_arrays(model) if model else pa.array([], pa.string()),
-            "slicing": pa.concat_arrays(slicing) if slicing else pa.array([], pa.string()),
-        }
-        for c in spec.key_columns:
-            out[value_column(c)] = pa.concat_arrays(vals[c]) if vals[c] else pa.nulls(0)
-        ints = ("bucket", "side", "bin", "side_b", "label")
-        for c in ints:
-            arrays[c] = [p[c] if p[c] is not None else np.full(len(p["code"]), -9)
-                         for p in parts]
-            col = np.concatenate(arrays[c]).astype(np.int64) if parts else np.empty(0, np.int64)
-            out[c] = pa.array(col, mask=col == -9)
-        out["n"] = pa.array(np.concatenate([p["n"] for p in parts]).astype(np.int64)
-                            if parts else np.empty(0, np.int64))
-        for c in CELL_COLUMNS[1:] + PAIR_COLUMNS:
-            chunks = [p[c] if c in p else np.full(len(p["code"]), np.nan) for p in parts]
-            col = np.concatenate(chunks).astype(np.float64) if parts else np.empty(0)
-            absent = np.concatenate([np.full(len(p["code"]), c not in p) for p in parts]) \
-                if parts else np.empty(0, bool)
-            out[c] = pa.array(col, mask=absent | np.isnan(col))
-        return pa.table(out)
+                    put(value_column(c), pa.nulls(m, types[c]))
+            for c, t in (("bucket", pa.int32()), ("side", pa.int16()), ("bin", pa.int16()),
+                         ("side_b", pa.int16()), ("label", pa.int8())):
+                put(c, pa.nulls(m, t) if p[c] is None else pa.array(
+                    np.asarray(p[c]).astype(t.to_pandas_dtype())))
+            put("n", pa.array(np.asarray(p["n"]).astype(np.int64)))
+            for c in CELL_COLUMNS[1:] + PAIR_COLUMNS:
+                if c not in p:
+                    put(c, pa.nulls(m, pa.float64()))
+                    continue
+                v = np.ascontiguousarray(p[c], dtype=np.float64)
+                nan = np.isnan(v)
+                put(c, pa.array(v, mask=nan) if nan.any() else pa.array(v))
+        if not parts:
+            raise AssertionError("no cells")  # pragma: no cover - callers check for rows
+        return pa.table({name: pa.chunked_array(chunks) for name, chunks in cols.items()})

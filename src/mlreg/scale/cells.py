@@ -58,6 +58,7 @@ __all__ = [
     "Decoded",
     "decode_cells",
     "merge_cells",
+    "plain",
     "read_cells",
     "write_cells",
 ]
@@ -136,7 +137,7 @@ def merge_cells(tables: Sequence[Any]) -> Any:
     """Merge cell tables (pyarrow Tables) computed over disjoint rows into one."""
     import pyarrow as pa
 
-    tables = [t for t in tables if t is not None and t.num_rows]
+    tables = [plain(t) for t in tables if t is not None and t.num_rows]
     if not tables:
         raise InputError("no cells to merge")
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -147,6 +148,16 @@ def merge_cells(tables: Sequence[Any]) -> Any:
     grouped = table.group_by(keys, use_threads=False).aggregate(aggs)
     rename = {f"{c}_{op}": c for c, op in aggs}
     return grouped.rename_columns([rename.get(c, c) for c in grouped.column_names])
+
+
+def plain(table: Any) -> Any:
+    """The table with dictionary-encoded columns decoded to their values."""
+    import pyarrow as pa
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table
 
 
 def read_cells(path: str) -> Any:
@@ -225,11 +236,13 @@ def _column(table: Any, name: str, dtype: Any = np.float64, fill: float = np.nan
 
 def _strings(table: Any, name: str) -> np.ndarray:
     """A string column as an object array, through its dictionary (few distinct values)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(table.column(name).combine_chunks(), null_encoding="encode")
+    col = table.column(name).combine_chunks()
+    enc = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
     values = np.asarray(enc.dictionary.to_pylist() + [None], dtype=object)
-    idx = enc.indices.to_numpy(zero_copy_only=False)
+    idx = pc.fill_null(enc.indices, len(values) - 1).to_numpy(zero_copy_only=False)
     return values[idx]
 
 
@@ -243,9 +256,15 @@ def _slice_codes(table: Any, rows: np.ndarray, columns: tuple[str, ...]):
     parts, dicts = [], []
     for c in columns:
         col = table.column(value_column(c)).take(pa.array(rows)).combine_chunks()
-        enc = pc.dictionary_encode(col, null_encoding="encode")
-        dicts.append([_py(v) for v in enc.dictionary.to_pylist()])
-        parts.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        if pa.types.is_dictionary(col.type):
+            dictionary = [_py(v) for v in col.dictionary.to_pylist()] + [None]
+            idx = pc.fill_null(col.indices, len(dictionary) - 1)
+        else:
+            enc = pc.dictionary_encode(col, null_encoding="encode")
+            dictionary = [_py(v) for v in enc.dictionary.to_pylist()]
+            idx = enc.indices
+        dicts.append(dictionary)
+        parts.append(idx.to_numpy(zero_copy_only=False).astype(np.int64))
     sizes = [max(len(d), 1) for d in dicts]
     if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0 ** 62:
         combined = np.zeros(rows.size, dtype=np.int64)
@@ -316,8 +335,14 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
     label = _column(table, "label", np.int64, -1)
     if np.any((label != 0) & (label != 1)):
         raise InputError("the cell table holds labels other than 0/1")
-    numeric = {c: _column(table, c) for c in CELL_COLUMNS + PAIR_COLUMNS}
     ints = {c: _column(table, c, np.int64, 0) for c in ("side", "bin", "side_b")}
+    cell_values = table.select(list(CELL_COLUMNS))
+    pair_values = table.select(["n", "w", "w2", *PAIR_COLUMNS])
+
+    def numeric(part: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+        # one column at a time, only the rows needed: the full table stays in Arrow
+        taken = part.take(pa.array(rows))
+        return {c: _column(taken, c) for c in taken.column_names}
 
     out: list[SlicingCells] = []
     for sd in spec.slicings():
@@ -340,7 +365,7 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
             order = np.lexsort((label[r], ext, k))
             r = r[order]
             sc.models[m] = ModelCells(k[order], ext[order], side[order], bn[order], label[r],
-                                      {c: numeric[c][r] for c in CELL_COLUMNS})
+                                      numeric(cell_values, r))
         for m in spec.others:
             sel = (kind[rows] == "pair") & (model[rows] == m)
             r = rows[sel]
@@ -348,7 +373,7 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
             order = np.argsort(k, kind="stable")
             r = r[order]
             sc.pairs[m] = PairCells(k[order], ints["side"][r], ints["side_b"][r], label[r],
-                                    {c: numeric[c][r] for c in ("n", "w", "w2") + PAIR_COLUMNS})
+                                    numeric(pair_values, r))
         out.append(sc)
     for sc in out:
         if sc.parent is not None:

@@ -5,8 +5,8 @@ database with that memory limit and spill directory (DuckDB's ``temp_directory``
 aggregates that do not fit spill there). ``source`` is a Parquet file, directory (read
 recursively, hive partitions as columns), glob, list of files, or a pandas DataFrame / Arrow
 table. Object storage (``s3://``, ``gs://``, ``https://``) goes through DuckDB's ``httpfs``
-extension; credentials come from the usual environment variables or a DuckDB secret (see
-``docs/scale.md``). The optional dependency is ``pip install 'mlreg[duckdb]'``.
+extension; credentials come from a DuckDB secret created by ``evaluation.duckdb_setup``
+statements (see ``docs/scale.md``). The optional dependency is ``pip install 'mlreg[duckdb]'``.
 
 DuckDB errors are translated here: out of memory -> :class:`mlreg.errors.DependencyError` with
 what to change; a missing file -> NotFound; anything about the query's input -> InputError.
@@ -65,7 +65,7 @@ class DuckDBEngine:
 
     def __init__(self, source: Any, *, memory_limit: str | None = None,
                  spill_dir: str | None = None, threads: int | None = None,
-                 storage_options: dict | None = None) -> None:
+                 storage_options: dict | None = None, setup: list[str] | None = None) -> None:
         duckdb = _import()
         config: dict[str, Any] = {}
         if memory_limit:
@@ -80,6 +80,7 @@ class DuckDBEngine:
         # preserve_insertion_order=false lets large aggregates stream instead of buffering
         self.con.execute("SET preserve_insertion_order = false")
         self.memory_limit = memory_limit
+        self.setup = list(setup or [])
         self.table = self._source(source)
 
     def _source(self, source: Any) -> str:
@@ -99,9 +100,13 @@ class DuckDBEngine:
             try:
                 self.con.execute("INSTALL httpfs")
                 self.con.execute("LOAD httpfs")
+                # credentials: evaluation.duckdb_setup, e.g. "CREATE SECRET (TYPE s3,
+                # PROVIDER credential_chain)" - the statements run before the first query
+                for stmt in self.setup:
+                    self.con.execute(stmt)
             except self._duckdb.Error as exc:
-                raise DependencyError(f"DuckDB cannot load its httpfs extension for object "
-                                      f"storage: {exc}") from None
+                raise DependencyError(f"DuckDB cannot prepare object storage access "
+                                      f"(httpfs, evaluation.duckdb_setup): {exc}") from None
         else:
             for p in paths:
                 p = str(p)

@@ -128,8 +128,8 @@ class CellsEngine:
 def open_engine(name: str, source: Any, options: dict | None = None) -> Engine:
     """The engine ``name`` over ``source`` (a path/URI/DataFrame/Arrow table; for ``cells`` a
     cell table or its path). ``options`` come from ``mlreg.yaml``'s ``evaluation`` block:
-    ``memory_limit``, ``spill_dir``, ``threads``, ``batch_rows``, ``spark_conf``,
-    ``storage_options``."""
+    ``memory_limit``, ``spill_dir``, ``threads``, ``duckdb_setup`` (DuckDB), ``batch_rows``,
+    ``storage_options``, ``progress`` (stream), ``spark_conf``, ``spark_staging`` (Spark)."""
     options = dict(options or {})
     if name == "stream":
         return StreamEngine(source, batch_rows=int(options.get("batch_rows", DEFAULT_BATCH_ROWS)),
@@ -140,11 +140,13 @@ def open_engine(name: str, source: Any, options: dict | None = None) -> Engine:
 
         return DuckDBEngine(source, memory_limit=options.get("memory_limit"),
                             spill_dir=options.get("spill_dir"), threads=options.get("threads"),
-                            storage_options=options.get("storage_options"))
+                            storage_options=options.get("storage_options"),
+                            setup=options.get("duckdb_setup"))
     if name == "spark":
         from mlreg.scale.spark_engine import SparkEngine
 
-        return SparkEngine(source, conf=options.get("spark_conf"))
+        return SparkEngine(source, conf=options.get("spark_conf"),
+                           staging=options.get("spark_staging"))
     if name == "cells":
         return CellsEngine(source)
     raise InputError(f"unknown engine {name!r} (one of {', '.join(ENGINES)})")

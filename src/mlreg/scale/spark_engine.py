@@ -10,7 +10,10 @@ session (locally, e.g. ``{"spark.master": "local[4]"}``).
 ``gs://``, ``abfss://``, ``dbfs:/`` as the cluster is configured), or a pandas DataFrame / Arrow
 table, which is written to a temporary Parquet file first (Spark reads files; converting a
 large pandas frame through the driver is slower and pyspark 4 warns about pandas >= 3).
-Parameter tables of the later passes travel the same way. Results come back through Arrow.
+Parameter tables of the later passes travel the same way. On a remote cluster local temp
+files are not visible to the executors: ``staging`` (``evaluation.spark_staging``, e.g.
+``s3a://bucket/tmp/mlreg``) puts them where the cluster reads (written through fsspec).
+Results come back through Arrow.
 
 The optional dependency is ``pip install 'mlreg[spark]'`` (and a Java 17+ runtime).
 """
@@ -62,9 +65,16 @@ class SparkEngine:
     name = "spark"
     supports_exact = True
 
-    def __init__(self, source: Any, *, conf: dict | None = None, session: Any = None) -> None:
+    def __init__(self, source: Any, *, conf: dict | None = None, session: Any = None,
+                 staging: str | None = None) -> None:
         self.spark = session or spark_session(conf)
-        self._tmp = tempfile.mkdtemp(prefix="mlreg-spark-")
+        if staging:
+            import uuid
+
+            self._tmp = staging.rstrip("/") + f"/mlreg-{uuid.uuid4().hex}"
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="mlreg-spark-")
+        self._remote = bool(staging)
         self._n = 0
         self.table = self._view(source, "__mlreg_src")
 
@@ -72,8 +82,14 @@ class SparkEngine:
         import pyarrow.parquet as pq
 
         self._n += 1
-        path = os.path.join(self._tmp, f"t{self._n}.parquet")
-        pq.write_table(table, path)
+        path = f"{self._tmp}/t{self._n}.parquet"
+        if self._remote:
+            import fsspec
+
+            with fsspec.open(path, "wb") as fh:
+                pq.write_table(table, fh)
+        else:
+            pq.write_table(table, path)
         return path
 
     def _view(self, source: Any, name: str) -> str:
@@ -159,4 +175,13 @@ class SparkEngine:
 
     def close(self) -> None:
         # the session belongs to the environment (spark-submit, a notebook): leave it running
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._remote:
+            try:
+                import fsspec
+
+                fs, path = fsspec.core.url_to_fs(self._tmp)
+                fs.rm(path, recursive=True)
+            except Exception:  # noqa: BLE001 - cleaning up staging is best effort
+                pass
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)
