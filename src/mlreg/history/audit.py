@@ -322,26 +322,18 @@ def _hypothetical_gate(root: str, model: str, version: str, record: Mapping[str,
 
 
 def _online_rules(root: str, model: str) -> dict:
-    """The ``online:`` rules of the model's policy files, when the policy schema has them."""
+    """The merged policy's ``online:`` rules (the same merge the gates use)."""
+    from mlreg.gates.policy import load_policy
     from mlreg.registry import Registry
 
-    rules: list = []
-    sources = []
     try:
         with Registry.open(root) as reg:
-            for rel in ("policies/default.yaml", f"policies/{model}.yaml"):
-                raw = reg.read_bytes(rel)
-                if raw is None:
-                    continue
-                from mlreg.yamlio import load_yaml_text
-
-                doc = load_yaml_text(raw, rel).data
-                if isinstance(doc, dict) and isinstance(doc.get("online"), list):
-                    rules = doc["online"]  # the model's list replaces the default's
-                    sources.append(rel)
+            policy = load_policy(reg, model)
     except MlregError:
         return {"rules": [], "source": None}
-    return {"rules": rules, "source": sources[-1] if sources else None}
+    rules = policy.online
+    source = ", ".join(s.path for s in policy.sources) if rules else None
+    return {"rules": rules, "source": source}
 
 
 # ------------------------------------------------------------------------------ rendering
