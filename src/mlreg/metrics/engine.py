@@ -250,7 +250,7 @@ class ModelOutput:
     cells: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     theta: np.ndarray | None = None
     rows: np.ndarray | None = None  # baseline only, while its slicing runs: per-row values
-    inv: np.ndarray | None = None  # in partition order, and row -> partition position
+    inv: np.ndarray | None = None  # in row order (inv is no longer used: always None)
     row_cols: dict[str, int] = field(default_factory=dict)
     ece_reps: np.ndarray | None = None
 
@@ -742,11 +742,11 @@ class Engine:
         rows = (self._scratch.get("rows", (n, len(row_cols)), np.float64)
                 if keep and row_cols else None)
         if rows is not None:
-            # row -> position in this (baseline) partition order, for the others' gathers
-            inv = self._scratch.get("inv", (n,), np.int32 if n < 2**31 else np.int64)
-            for a, e in _chunks(n):
-                np.put(inv, (Q[a:e] & _IDX_MASK).astype(np.intp),
-                       np.arange(a, e, dtype=inv.dtype))
+            # kept in row order (one scattered record per row), so the others gather their
+            # rows' baseline values with one random access each
+            rtype = np.dtype((np.void, 8 * len(row_cols)))
+            rows_v = rows.view(rtype)
+            rows_v.shape = (n,)  # raises rather than copies
         bcols = base.row_cols if paired else {}
 
         for pc in pieces:
@@ -766,7 +766,7 @@ class Engine:
             else:
                 w = w2 = None
                 yw = yf
-            brow = (np.take(base.rows, np.take(base.inv, idx), axis=0)
+            brow = (np.take(base.rows, idx, axis=0)
                     if paired and base.rows is not None else None)
             mine: dict[str, np.ndarray] = {}
             # ---- prefix counts (integer) and weights
@@ -950,9 +950,12 @@ class Engine:
             if do_cal:
                 self._calibration_piece(cal, st, pc, X[a:b], yf, w, w2, mine, brow, bcols)
             if rows is not None:
-                block = rows[a:b]
+                block = np.empty((m, len(row_cols)))
                 for name, j in row_cols.items():
                     block[:, j] = mine[name]
+                block_v = block.view(rtype)
+                block_v.shape = (m,)
+                np.put(rows_v, idx, block_v)
 
         if do_auc:
             self._finish_auc(out, st, acc, base)
@@ -978,7 +981,7 @@ class Engine:
         if keep:
             out.rows = rows
             out.row_cols = row_cols
-            out.inv = inv if rows is not None else None
+            out.inv = None
 
     @staticmethod
     def _row_values(name: str, yb: np.ndarray, yf: np.ndarray, p: np.ndarray) -> np.ndarray:
