@@ -342,7 +342,13 @@ def decode_cells(spec: Spec, table: Any) -> Decoded:
     def numeric(part: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
         # one column at a time, only the rows needed: the full table stays in Arrow
         taken = part.take(pa.array(rows))
-        return {c: _column(taken, c) for c in taken.column_names}
+        out = {c: _column(taken, c) for c in taken.column_names}
+        # unweighted cells repeat columns (w = w2 = n, w2_r = w_r, ...): keep one copy
+        for a, b in (("n", "w"), ("w", "w2"), ("w_r", "w2_r"), ("w_r2", "w2_r2"),
+                     ("w_ll", "w2_ll")):
+            if a in out and b in out and np.array_equal(out[a], out[b]):
+                out[b] = out[a]
+        return out
 
     out: list[SlicingCells] = []
     for sd in spec.slicings():

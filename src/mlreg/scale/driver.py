@@ -197,6 +197,7 @@ class _Run:
         self.info.passes.append("pass 1")
         self.decoded = decode_cells(self.spec, table)
         del table
+        _release()
         if self.want & {"auc", "pr_auc"}:
             for sc in self.decoded.slicings:
                 for m, mc in sc.models.items():
@@ -561,6 +562,19 @@ class _Run:
         notes = [n for n in (col.note[g] for g in members) if n] if col.note else []
         return BoundedGapValue(value, lo, hi, method, reason, okk[gmax], okk[gmin], int(ok.sum()),
                                bound, bound == 0.0, notes[0] if notes else None)
+
+
+def _release() -> None:
+    """Hand freed Arrow buffers back to the system (the cell table is gone after decoding)."""
+    import gc
+
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):  # pragma: no cover - older pyarrow
+        pass
 
 
 def _count_replicates(gsm: SlicingMetrics, model: str, req: MetricRequest,

@@ -126,6 +126,7 @@ class NumpyPasses:
         models = set(req.newton) | set(req.sandwich) | set(req.auc_cross)
         if req.sandwich or req.auc_cross:
             models.add(spec.baseline)
+        luts = {(sp.index, m): _lookup(sp.place[m]) for sp in req.slicings for m in sp.place}
         for rb in batches:
             b = coder.encoder.encode(rb)
             if b.n == 0:
@@ -175,8 +176,8 @@ class NumpyPasses:
                 for m in req.auc_cross:
                     if m not in sp.place or base not in sp.place:
                         continue
-                    va = _placement(sp.place[m], kk, ext[m], b.y, spec.ext_size)
-                    vb = _placement(sp.place[base], kk, ext[base], b.y, spec.ext_size)
+                    va = _placement(luts[(sp.index, m)], kk, ext[m], b.y, spec.ext_size)
+                    vb = _placement(luts[(sp.index, base)], kk, ext[base], b.y, spec.ext_size)
                     prod = w2 * va * vb
                     add((sp.index, m, "auc"), [prod * yf, prod * (1.0 - yf)])
         out: dict[tuple[int, str], Pass2Sums] = {}
@@ -278,19 +279,29 @@ class NumpyPasses:
         })
 
 
-def _placement(place, k, ext, y, E) -> np.ndarray:
+def _lookup(place):
+    """Placement lookup tables: dense (one gather per row) when small enough, else sorted."""
     keys, vp, vn = place
-    q = k * E + ext
-    if keys.size and int(keys[-1]) < 20_000_000:  # dense lookup tables: one gather per row
+    if keys.size and int(keys[-1]) < 20_000_000:
         size = int(keys[-1]) + 1
         dp = np.zeros(size)
         dn = np.zeros(size)
         dp[keys] = vp
         dn[keys] = vn
-        q = np.minimum(q, size - 1)
+        return ("dense", dp, dn)
+    return ("sorted", keys, vp, vn)
+
+
+def _placement(lut, k, ext, y, E) -> np.ndarray:
+    q = k * E + ext
+    if lut[0] == "dense":
+        _, dp, dn = lut
+        q = np.minimum(q, dp.size - 1)
         return np.where(y == 1, dp[q], dn[q])
-    i = np.searchsorted(keys, q)
-    i = np.minimum(i, len(keys) - 1)
+    _, keys, vp, vn = lut
+    if keys.size == 0:
+        return np.zeros(q.shape[0])
+    i = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
     found = keys[i] == q
     v = np.where(y == 1, vp[i], vn[i])
     return np.where(found, v, 0.0)

@@ -194,7 +194,19 @@ def iter_batches(source: Any, columns: list[str], batch_rows: int = DEFAULT_BATC
         total = dataset.count_rows()
     except Exception:  # noqa: BLE001 - a count is a nicety for the progress bar
         total = None
-    return dataset.to_batches(columns=columns, batch_size=batch_rows), total
+    return _fragment_batches(dataset, columns, batch_rows), total
+
+
+def _fragment_batches(dataset: Any, columns: list[str], batch_rows: int) -> Iterator[Any]:
+    """Batches file by file: the dataset scanner reads ahead across files (hundreds of MB in
+    flight); one fragment at a time keeps memory to the cells and one file's batches."""
+    import pyarrow.dataset as ds
+
+    for fragment in dataset.get_fragments():
+        # the dataset's schema brings the hive partition columns along
+        scanner = ds.Scanner.from_fragment(fragment, schema=dataset.schema, columns=columns,
+                                           batch_size=batch_rows, batch_readahead=1)
+        yield from scanner.to_batches()
 
 
 def _frame_batches(df: Any, columns: list[str], batch_rows: int) -> Iterator[Any]:
