@@ -15,8 +15,9 @@ __all__ = ["engine_option", "cells_option", "scaled_evaluate", "ENGINES", "DIALE
 
 engine_option = click.option(
     "--engine", type=click.Choice(ENGINES), default=None,
-    help="Metrics engine: memory (default; evaluation.engine in mlreg.yaml), stream (Parquet row "
-    "groups, bounded memory), duckdb, spark (optional extras), cells (a cell table, --cells).")
+    help="Metrics engine: memory (the default; mlreg gate reads evaluation.engine in "
+    "mlreg.yaml), stream (Parquet row batches, bounded memory), duckdb, spark (optional "
+    "extras), cells (a cell table, --cells). See docs/scale.md.")
 cells_option = click.option(
     "--cells", "cells", default=None, metavar="FILE.parquet",
     help="A cell table produced elsewhere (e.g. a warehouse running --emit-sql); implies "
