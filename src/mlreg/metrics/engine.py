@@ -6,9 +6,11 @@ Why it is fast:
   keys ``(high score bits, row index)`` plus an exact repair of the rare collisions, cheaper than
   ``argsort``). Per row, the sorted order keeps one packed record: score bits, row index,
   bootstrap bucket, label and the baseline's prediction bits at every threshold.
-* For a slicing with codes ``g``, a stable radix partition of ``g`` taken in score order
-  (``np.argsort(kind="stable")`` on uint8/uint16 codes, O(n)) lays every slice out contiguously
-  *and already sorted by score*, so no per-slice sort is needed; one gather moves the records.
+* For a slicing with codes ``g``, a stable partition of the score-sorted records by ``g``
+  (:func:`_partition`) lays every slice out contiguously *and already sorted by score*, so no
+  per-slice sort is needed. It streams the records chunk by chunk, sorts each chunk by code in
+  cache and writes one run per slice, instead of a global argsort and a gather that misses the
+  cache on almost every row.
 * The partitioned rows are processed in cache-sized pieces (whole slices, or parts of one large
   slice with carried prefix sums). Per piece everything is integer prefix counts, per-slice
   ``np.add.reduceat`` over contiguous ranges and a few element-wise passes: exact tie-aware AUC
@@ -24,8 +26,8 @@ Why it is fast:
   ~1e-13 at slope 1; slices with ``|slope| > 16`` are refitted with exact row passes). The main
   pass evaluates the exact Fisher information and the fit's influence values at the result.
 * Paired deltas keep the baseline's per-row values (placements, AP influence, calibration
-  influence, score) in its partition order plus a row -> position map; every other model
-  gathers them for its own rows (``np.take``, one random access per row).
+  influence, score) in row order (one scattered record per row); every other model gathers
+  them for its own rows (``np.take``, one random access per row).
 
 All numbers agree with :mod:`mlreg.metrics.binary` to rounding (tested).
 """
