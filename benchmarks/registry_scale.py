@@ -92,11 +92,12 @@ def main() -> None:
         print(f"generated {n:,} versions across {args.models} models in "
               f"{time.perf_counter() - t:.1f} s")
         rows = []
+        probe = f"model-{args.models // 2:03d}"
         for label, extra in (("directory", []), ("revision", ["--rev", "HEAD"])):
             for cmd, target in (("list", 0.5), ("show", 0.5), ("deployed", 0.5),
                                 ("list-model", 0.5), ("validate", 10.0)):
-                argv = {"list": ["list"], "list-model": ["list", "model-042"],
-                        "show": ["show", "model-042@latest"], "deployed": ["deployed"],
+                argv = {"list": ["list"], "list-model": ["list", probe],
+                        "show": ["show", f"{probe}@latest"], "deployed": ["deployed"],
                         "validate": ["validate", "."]}[cmd] + extra
                 secs, rc = timed(argv, dest, repeat=1 if cmd == "validate" else 3)
                 rows.append({"command": f"mlreg {' '.join(argv)}", "from": label,
