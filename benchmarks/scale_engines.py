@@ -3,6 +3,7 @@
     python benchmarks/scale_engines.py                          # 10M rows, every path
     python benchmarks/scale_engines.py --rows 100000000 --paths stream,duckdb
     python benchmarks/scale_engines.py --gate --rows 20000000   # mlreg gate on every engine
+    python benchmarks/scale_engines.py --gate --rows 20000000 --candidate 128   # a failing one
     python benchmarks/scale_engines.py --keep /data/bench       # reuse generated Parquet
 
 Data (fixed seed): partitioned Parquet in a temp directory, one file per million rows, CTR-like
@@ -20,9 +21,11 @@ Each path runs in its own process (so peak RSS is its own) and reports: seconds 
 total), peak RSS, cells, the largest AUC bound over slices and models, and how it agrees with
 the first path run (exact metrics to 1e-9, AUC within the bound).
 
-``--gate`` builds a copy of the example registry whose fraud@126/127 predictions hold ``--rows``
-rows (resampled from the example), runs ``mlreg gate --candidate fraud@127 --engine E`` for
-every engine, compares the verdicts row by row and prints the note naming each engine's bounds.
+``--gate`` builds a copy of the example registry whose fraud predictions hold ``--rows`` rows
+(resampled from the example, the same examples for every version), runs ``mlreg gate
+--candidate fraud@127 --baseline fraud@126 --engine E`` (``--candidate 128``: the version that
+violates the policy) for every engine, compares the verdicts row by row and prints the note
+naming each engine's bounds.
 """
 
 from __future__ import annotations
@@ -182,13 +185,39 @@ def child(path: str, data: Path, spill: Path, timeout: int) -> dict:
 # --------------------------------------------------------------------------- gate demo
 
 
-def gate_demo(root: Path, rows: int, engines: list[str], timeout: int) -> None:
+def _resample(reg: Path, rows: int, versions: tuple[str, ...]) -> None:
+    """fraud@<version> predictions resampled to ``rows`` rows (the same examples for every
+    version, so the gate can join them), records updated with the new sha256 and size."""
     import hashlib
 
     import pandas as pd
     import yaml
 
+    store = reg / "examples/store/fraud"
+    for v in versions:
+        f = pd.read_parquet(ROOT / "examples/store/fraud" / v / "eval_predictions.parquet")
+        idx = np.random.default_rng(11).integers(0, len(f), rows)
+        big = f.iloc[idx].reset_index(drop=True)
+        big["example_id"] = np.arange(rows, dtype=np.int64)
+        path = store / v / "eval_predictions.parquet"
+        big.to_parquet(path, index=False, row_group_size=1_000_000)
+        data = path.read_bytes()
+        rec_path = reg / f"models/fraud/{v}.yaml"
+        rec = yaml.safe_load(rec_path.read_text())
+        rec["evaluation"]["predictions"].update(
+            sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        rec_path.write_text(yaml.safe_dump(rec, sort_keys=False))
+        (reg / f"_done_{v}").write_text("")
+
+
+def gate_demo(root: Path, rows: int, engines: list[str], timeout: int,
+              candidate: str = "127") -> None:
+    import yaml
+
     reg = root / f"registry_{rows}"
+    if (reg / "_done").exists() and not (reg / f"_done_{candidate}").exists() \
+            and candidate != "127":
+        _resample(reg, rows, (candidate,))
     if not (reg / "_done").exists():
         shutil.rmtree(reg, ignore_errors=True)
         for rel in ["mlreg.yaml", "production.yaml", "policies", "models", "examples/store"]:
@@ -198,24 +227,7 @@ def gate_demo(root: Path, rows: int, engines: list[str], timeout: int) -> None:
             else:
                 (reg / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, reg / rel)
-        store = reg / "examples/store/fraud"
-        frames = {v: pd.read_parquet(store / v / "eval_predictions.parquet")
-                  for v in ("126", "127")}
-        idx = np.random.default_rng(11).integers(0, len(frames["127"]), rows)
-        for v, f in frames.items():
-            big = f.iloc[idx].reset_index(drop=True)
-            big["example_id"] = np.arange(rows, dtype=np.int64)
-            path = store / v / "eval_predictions.parquet"
-            big.to_parquet(path, index=False, row_group_size=1_000_000)
-            data = path.read_bytes()
-            rec_path = reg / f"models/fraud/{v}.yaml"
-            rec = yaml.safe_load(rec_path.read_text())
-            rec["evaluation"]["predictions"].update(
-                sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            for snap in [rec["evaluation"].get("snapshot")]:
-                if isinstance(snap, dict) and "rows" in snap:
-                    snap["rows"] = rows
-            rec_path.write_text(yaml.safe_dump(rec, sort_keys=False))
+        _resample(reg, rows, tuple(dict.fromkeys(("126", "127", candidate))))
         settings = yaml.safe_load((reg / "mlreg.yaml").read_text())
         settings["evaluation"] = {
             "memory_limit": "4GB", "spill_dir": str(root / "spill"), "threads": 2,
@@ -227,11 +239,12 @@ def gate_demo(root: Path, rows: int, engines: list[str], timeout: int) -> None:
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONWARNINGS="ignore")
     results = {}
     for e in engines:
-        out = root / f"gate_{e}.json"
+        out = root / f"gate_{candidate}_{e}.json"
         t0 = time.perf_counter()
         proc = subprocess.run(
             ["nice", "-n", "10", sys.executable, "-m", "mlreg", "gate", "--candidate",
-             "fraud@127", "--engine", e, "-C", str(reg), "--json", str(out)],
+             f"fraud@{candidate}", "--baseline", "fraud@126", "--engine", e, "-C", str(reg),
+             "--json", str(out)],
             capture_output=True, text=True, timeout=timeout, env=env)
         secs = time.perf_counter() - t0
         if not out.exists():
@@ -260,6 +273,8 @@ def main() -> None:
     ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--keep", default=None, help="directory for the data (kept; reused)")
     ap.add_argument("--gate", action="store_true", help="mlreg gate on every engine instead")
+    ap.add_argument("--candidate", default="127", help="--gate: fraud@VERSION (127 passes, "
+                    "128 violates the policy)")
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -273,7 +288,7 @@ def main() -> None:
     paths = [p for p in args.paths.split(",") if p]
     try:
         if args.gate:
-            gate_demo(root, args.rows, paths, args.timeout)
+            gate_demo(root, args.rows, paths, args.timeout, args.candidate)
             return
         t0 = time.perf_counter()
         data = make_data(root, args.rows)
