@@ -57,7 +57,7 @@ def test_revision_reads_need_no_checkout_and_one_cat_file(example_registry: Path
         for m, vs in reg.version_files().items():
             for v in vs:
                 reg.record(m, v)
-        batch = reg.source.tree._batch
+        batch = reg.source.tree._cat._proc
         assert batch is not None and batch.poll() is None  # one long-lived process served all
 
 

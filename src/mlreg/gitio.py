@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlreg.errors import GitError, NotFound
 
-__all__ = ["git", "GitTree", "TreeEntry", "resolve_commit", "is_shallow", "toplevel"]
+__all__ = ["git", "CatFile", "GitTree", "TreeEntry", "resolve_commit", "is_shallow", "toplevel"]
 
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
@@ -62,6 +62,83 @@ def resolve_commit(repo: str, rev: str) -> str:
     return proc.stdout.decode().strip()
 
 
+class CatFile:
+    """One long-lived ``git cat-file --batch`` process: the single blob reader of mlreg.
+
+    ``read_object`` asks for one object by any name (``REV:PATH`` or an id) and answers None when
+    it is missing or not a blob; ``read_many`` pipelines blob ids in batches (no round trip per
+    blob; a batch of ids fits in the pipe, so neither side can block the other) and raises when
+    one cannot be read.
+    """
+
+    def __init__(self, repo: str) -> None:
+        self.repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_ENV})
+        return self._proc
+
+    def read_object(self, name: str) -> bytes | None:
+        if "\n" in name:
+            raise ValueError("object names cannot contain a newline")
+        proc = self._ensure()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+        proc.stdin.flush()
+        parts = proc.stdout.readline().split()
+        if len(parts) != 3:  # "<name> missing" (or ambiguous)
+            return None
+        if parts[1] != b"blob":
+            proc.stdout.read(int(parts[2]) + 1)
+            return None
+        data = proc.stdout.read(int(parts[2]))
+        proc.stdout.read(1)
+        return data
+
+    def read_many(self, blobs: list[str], batch: int = 400) -> list[bytes]:
+        """The contents of ``blobs``, in order."""
+        proc = self._ensure()
+        assert proc.stdin is not None and proc.stdout is not None
+        out: list[bytes] = []
+        for start in range(0, len(blobs), batch):
+            part = blobs[start: start + batch]
+            proc.stdin.write("".join(f"{b}\n" for b in part).encode())
+            proc.stdin.flush()
+            for b in part:
+                header = proc.stdout.readline().split()
+                if len(header) != 3 or header[1] != b"blob":
+                    raise GitError(f"git cat-file could not read blob {b}")
+                out.append(proc.stdout.read(int(header[2])))
+                proc.stdout.read(1)
+        return out
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> CatFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     path: str
@@ -76,7 +153,7 @@ class GitTree:
         self.repo = repo
         self.commit = commit
         self._entries: dict[str, TreeEntry] | None = None
-        self._batch: subprocess.Popen[bytes] | None = None
+        self._cat = CatFile(repo)
 
     def entries(self) -> dict[str, TreeEntry]:
         if self._entries is None:
@@ -101,35 +178,7 @@ class GitTree:
         return self.read_blob(entry.blob)
 
     def read_blob(self, blob: str) -> bytes:
-        if self._batch is None or self._batch.poll() is not None:
-            self._batch = subprocess.Popen(
-                ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env={**os.environ, **_ENV},
-            )
-        assert self._batch.stdin is not None and self._batch.stdout is not None
-        self._batch.stdin.write(blob.encode() + b"\n")
-        self._batch.stdin.flush()
-        header = self._batch.stdout.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise GitError(f"git cat-file could not read blob {blob}")
-        size = int(header[2])
-        data = self._batch.stdout.read(size)
-        self._batch.stdout.read(1)
-        return data
+        return self._cat.read_many([blob])[0]
 
     def close(self) -> None:
-        if self._batch is not None:
-            try:
-                if self._batch.stdin:
-                    self._batch.stdin.close()
-                self._batch.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._batch.kill()
-            self._batch = None
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:
-            pass
+        self._cat.close()

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from mlreg.errors import DependencyError, GitError, NotFound, RegistryError
-from mlreg.gitio import _ENV, git, is_shallow, toplevel
+from mlreg.gitio import _ENV, CatFile, git, is_shallow, toplevel
 
 __all__ = [
     "RegistryLocation",
@@ -74,57 +74,12 @@ def check_full_history(repo: str) -> None:
             "'git fetch --unshallow')")
 
 
-class BlobReader:
+class BlobReader(CatFile):
     """Read ``REV:PATH`` blobs through one ``git cat-file --batch`` process."""
-
-    def __init__(self, repo: str) -> None:
-        self.repo = repo
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_ENV})
-        return self._proc
 
     def read(self, rev: str, path: str) -> bytes | None:
         """The bytes of ``path`` at ``rev``; None when it does not exist there."""
         return self.read_object(f"{rev}:{path}")
-
-    def read_object(self, name: str) -> bytes | None:
-        if "\n" in name:
-            raise ValueError("object names cannot contain a newline")
-        proc = self._ensure()
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
-        proc.stdin.flush()
-        header = proc.stdout.readline()
-        parts = header.split()
-        if len(parts) != 3:  # "<name> missing" (or ambiguous)
-            return None
-        if parts[1] != b"blob":
-            proc.stdout.read(int(parts[2]) + 1)
-            return None
-        data = proc.stdout.read(int(parts[2]))
-        proc.stdout.read(1)
-        return data
-
-    def close(self) -> None:
-        if self._proc is not None:
-            try:
-                if self._proc.stdin:
-                    self._proc.stdin.close()
-                self._proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-            self._proc = None
-
-    def __enter__(self) -> BlobReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def rev_parse(repo: str, rev: str) -> str | None:

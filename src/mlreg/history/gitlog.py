@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlreg.errors import GitError
-from mlreg.gitio import git
+from mlreg.gitio import CatFile, git
 
 __all__ = ["Change", "Commit", "log_changes", "iter_log_batches", "chain_dates", "side_commits",
            "BlobReader"]
@@ -201,54 +201,10 @@ def side_commits(repo: str, rev: str, chain: set[str]) -> dict[str, list[tuple[s
     return out
 
 
-class BlobReader:
+class BlobReader(CatFile):
     """Blob contents through one long-lived ``git cat-file --batch`` process."""
 
-    def __init__(self, repo: str) -> None:
-        self.repo = repo
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", self.repo, "cat-file", "--batch"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_ENV})
-        return self._proc
-
-    def read(self, blob: str) -> bytes:
+    def read(self, blob: str) -> bytes:  # type: ignore[override]
         return self.read_many([blob])[0]
 
-    def read_many(self, blobs: list[str], batch: int = 400) -> list[bytes]:
-        """The contents of ``blobs``, in order. Requests go out in batches and are answered in
-        one go, without a round trip per blob; a batch of ids fits in the pipe, so neither side
-        can block the other."""
-        proc = self._ensure()
-        assert proc.stdin is not None and proc.stdout is not None
-        out: list[bytes] = []
-        for start in range(0, len(blobs), batch):
-            part = blobs[start: start + batch]
-            proc.stdin.write("".join(f"{b}\n" for b in part).encode())
-            proc.stdin.flush()
-            for b in part:
-                header = proc.stdout.readline().split()
-                if len(header) != 3 or header[1] != b"blob":
-                    raise GitError(f"git cat-file could not read blob {b}")
-                out.append(proc.stdout.read(int(header[2])))
-                proc.stdout.read(1)
-        return out
 
-    def close(self) -> None:
-        if self._proc is not None:
-            try:
-                if self._proc.stdin:
-                    self._proc.stdin.close()
-                self._proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-            self._proc = None
-
-    def __enter__(self) -> BlobReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
