@@ -684,7 +684,7 @@ class _Evaluation:
             rng = np.random.default_rng([self.seed, *salt, 7])
             R = self.replicates
             if req.name in _COUNT_METRICS:
-                reps = self._count_replicates(out, model, req, members, rng, R)
+                reps = count_replicates(out, model, req, members, rng, R)
                 method = "poisson_bootstrap"
             else:
                 se = col.se[members] if col.se is not None else (
@@ -702,33 +702,35 @@ class _Evaluation:
             lo, hi = percentile_interval(gaps, self.confidence)
         return GapValue(value, lo, hi, method, reason, okk[gmax], okk[gmin], int(ok.sum()))
 
-    def _count_replicates(self, out, model, req, members, rng, R) -> np.ndarray:
-        """Poisson bootstrap of every group's confusion cells (exact for unweighted data: a
-        cell's replicate count is Poisson(count)); weighted cells use the Kish-matched scaled
-        Poisson, ``(W2/W) * Poisson(W^2/W2)``."""
+
+def count_replicates(out, model, req, members, rng, R) -> np.ndarray:
+    """Poisson bootstrap of every group's confusion cells (exact for unweighted data: a
+    cell's replicate count is Poisson(count)); weighted cells use the Kish-matched scaled
+    Poisson, ``(W2/W) * Poisson(W^2/W2)``. ``out`` is one slicing's statistics, computed in
+    memory or by the scale engines from their cells: both paths share this code."""
+    if req.name == "base_rate":
+        st = out.stats
+        cells_w = np.stack([st.Wneg[members], st.Wpos[members]], axis=1)
+        cells_w2 = np.stack([st.W2neg[members], st.W2pos[members]], axis=1)
+    else:
+        cw, c2, _ = out.models[model].cells[req.threshold]
+        cells_w, cells_w2 = cw[members], c2[members]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neff = np.where(cells_w2 > 0, cells_w ** 2 / np.where(cells_w2 > 0, cells_w2, 1), 0)
+        scale = np.where(cells_w > 0, cells_w2 / np.where(cells_w > 0, cells_w, 1), 0)
+    draws = rng.poisson(neff[None, :, :], size=(R,) + neff.shape) * scale[None, :, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
         if req.name == "base_rate":
-            st = out.stats
-            cells_w = np.stack([st.Wneg[members], st.Wpos[members]], axis=1)
-            cells_w2 = np.stack([st.W2neg[members], st.W2pos[members]], axis=1)
+            neg, pos = draws[..., 0], draws[..., 1]
+            num, den = pos, pos + neg
         else:
-            cw, c2, _ = out.models[model].cells[req.threshold]
-            cells_w, cells_w2 = cw[members], c2[members]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            neff = np.where(cells_w2 > 0, cells_w ** 2 / np.where(cells_w2 > 0, cells_w2, 1), 0)
-            scale = np.where(cells_w > 0, cells_w2 / np.where(cells_w > 0, cells_w, 1), 0)
-        draws = rng.poisson(neff[None, :, :], size=(R,) + neff.shape) * scale[None, :, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if req.name == "base_rate":
-                neg, pos = draws[..., 0], draws[..., 1]
-                num, den = pos, pos + neg
+            tn, fn, fp, tp = draws[..., 0], draws[..., 1], draws[..., 2], draws[..., 3]
+            if req.name == "precision":
+                num, den = tp, tp + fp
+            elif req.name in ("recall", "tpr"):
+                num, den = tp, tp + fn
+            elif req.name == "fpr":
+                num, den = fp, fp + tn
             else:
-                tn, fn, fp, tp = draws[..., 0], draws[..., 1], draws[..., 2], draws[..., 3]
-                if req.name == "precision":
-                    num, den = tp, tp + fp
-                elif req.name in ("recall", "tpr"):
-                    num, den = tp, tp + fn
-                elif req.name == "fpr":
-                    num, den = fp, fp + tn
-                else:
-                    num, den = 2 * tp, 2 * tp + fp + fn
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+                num, den = 2 * tp, 2 * tp + fp + fn
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

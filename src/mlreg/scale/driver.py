@@ -28,6 +28,7 @@ import numpy as np
 
 from mlreg.errors import InputError
 from mlreg.metrics import DEFAULT_METRICS, MetricRequest, resolve_metric
+from mlreg.metrics.evaluate import count_replicates
 from mlreg.metrics.intervals import percentile_interval, z_value
 from mlreg.metrics.results import MetricValue, PairedDelta, ReliabilityBin, render_key
 from mlreg.scale.cells import Decoded, decode_cells
@@ -548,7 +549,7 @@ class _Run:
             rng = np.random.default_rng([cfg["seed"], *salt, 7])
             R = cfg["replicates"]
             if req.name in _COUNT_METRICS:
-                reps = _count_replicates(gsm, model, req, members, rng, R)
+                reps = count_replicates(gsm, model, req, members, rng, R)
                 method = "poisson_bootstrap"
             else:
                 se = col.se[members] if col.se is not None else (
@@ -575,37 +576,6 @@ def _release() -> None:
         pa.default_memory_pool().release_unused()
     except (ImportError, AttributeError):  # pragma: no cover - older pyarrow
         pass
-
-
-def _count_replicates(gsm: SlicingMetrics, model: str, req: MetricRequest,
-                      members: np.ndarray, rng, R: int) -> np.ndarray:
-    """The in-memory engine's Poisson bootstrap of the groups' confusion cells."""
-    if req.name == "base_rate":
-        st = gsm.stats
-        cells_w = np.stack([st.Wneg[members], st.Wpos[members]], axis=1)
-        cells_w2 = np.stack([st.W2neg[members], st.W2pos[members]], axis=1)
-    else:
-        cw, c2, _ = gsm.models[model].cells[req.threshold]
-        cells_w, cells_w2 = cw[members], c2[members]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        neff = np.where(cells_w2 > 0, cells_w ** 2 / np.where(cells_w2 > 0, cells_w2, 1), 0)
-        scale = np.where(cells_w > 0, cells_w2 / np.where(cells_w > 0, cells_w, 1), 0)
-    draws = rng.poisson(neff[None, :, :], size=(R,) + neff.shape) * scale[None, :, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if req.name == "base_rate":
-            neg, pos = draws[..., 0], draws[..., 1]
-            num, den = pos, pos + neg
-        else:
-            tn, fn, fp, tp = draws[..., 0], draws[..., 1], draws[..., 2], draws[..., 3]
-            if req.name == "precision":
-                num, den = tp, tp + fp
-            elif req.name in ("recall", "tpr"):
-                num, den = tp, tp + fn
-            elif req.name == "fpr":
-                num, den = fp, fp + tn
-            else:
-                num, den = 2 * tp, 2 * tp + fp + fn
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _sub_partition(items: list[RefineItem], item: np.ndarray, sub: np.ndarray,
