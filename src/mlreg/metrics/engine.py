@@ -37,6 +37,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -532,7 +533,7 @@ class Engine:
         information at the fitted parameters.
         """
         K = st.K
-        reasons = self._class_reasons(st)
+        reasons = class_reasons(st)
         cells = self._cells(st, pieces, X, Y8, Wc, reasons)
         defined = np.array([r is None for r in reasons])
         theta = np.zeros((K, 2))
@@ -1071,21 +1072,6 @@ class Engine:
 
     # ------------------------------------------------------------------ finishing
 
-    def _class_reasons(self, st: _Stats) -> list[str | None]:
-        out: list[str | None] = []
-        for k in range(st.K):
-            if st.n[k] == 0:
-                out.append(B.NO_ROWS)
-            elif st.W[k] <= 0:
-                out.append(B.NO_WEIGHT)
-            elif st.Wpos[k] <= 0:
-                out.append(B.NO_POS)
-            elif st.Wneg[k] <= 0:
-                out.append(B.NO_NEG)
-            else:
-                out.append(None)
-        return out
-
     def _finish_counts(self, out: ModelOutput, st: _Stats) -> None:
         nf = st.n.astype(np.float64)
         none = [None] * st.K
@@ -1103,7 +1089,7 @@ class Engine:
         return lo, hi, se
 
     def _finish_auc(self, out, st, acc, base) -> None:
-        reasons = self._class_reasons(st)
+        reasons = class_reasons(st)
         ok = np.array([r is None for r in reasons])
         A = np.where(ok, acc["auc_num"] / _safe(st.Wpos), np.nan)
         var = self._auc_var(st, acc["auc"], A)
@@ -1538,3 +1524,21 @@ def _merge_sparse(keys: list[np.ndarray], vals: list[np.ndarray]
     if k.size and np.any(k[1:] <= k[:-1]):
         return _sparse_sum(k, v)
     return k, v
+
+
+def class_reasons(st: Any) -> list[str | None]:
+    """Per slice, why class-based metrics are undefined (no rows, no weight, one class only), or
+    None. ``st`` holds the per-slice n, W, Wpos, Wneg (in-memory or scale-engine statistics)."""
+    out: list[str | None] = []
+    for k in range(st.K):
+        if st.n[k] == 0:
+            out.append(B.NO_ROWS)
+        elif st.W[k] <= 0:
+            out.append(B.NO_WEIGHT)
+        elif st.Wpos[k] <= 0:
+            out.append(B.NO_POS)
+        elif st.Wneg[k] <= 0:
+            out.append(B.NO_NEG)
+        else:
+            out.append(None)
+    return out

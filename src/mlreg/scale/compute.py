@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlreg.metrics import binary as B
+from mlreg.metrics.engine import class_reasons
 from mlreg.metrics.intervals import (
     kish_n,
     normal_interval,
@@ -365,22 +366,6 @@ def compute_slicing(sc: SlicingCells, parts: dict[str, Partition], *, z: float,
     return SlicingMetrics(sc, st, out)
 
 
-def _class_reasons(st: Stats) -> list[str | None]:
-    out: list[str | None] = []
-    for k in range(st.K):
-        if st.n[k] == 0:
-            out.append(B.NO_ROWS)
-        elif st.W[k] <= 0:
-            out.append(B.NO_WEIGHT)
-        elif st.Wpos[k] <= 0:
-            out.append(B.NO_POS)
-        elif st.Wneg[k] <= 0:
-            out.append(B.NO_NEG)
-        else:
-            out.append(None)
-    return out
-
-
 def _zero(K):
     return np.zeros(K)
 
@@ -406,7 +391,7 @@ def _normal(value, var, z, lower=None, upper=None):
 def _auc(mm: ModelMetrics, pt: Partition, st: Stats, ctx: _Ctx) -> None:
     a = auc_parts(pt, st)
     mm.auc = a
-    reasons = _class_reasons(st)
+    reasons = class_reasons(st)
     ok = np.array([r is None for r in reasons])
     A = np.where(ok, a.num / _safe(st.Wpos * st.Wneg), np.nan)
     k = pt.k
@@ -512,7 +497,7 @@ def _mean(mm: ModelMetrics, mc: ModelCells, st: Stats, name: str, ctx: _Ctx) -> 
 def _calibration(mm: ModelMetrics, mc: ModelCells, st: Stats, ctx: _Ctx, p2: Pass2Sums | None,
                  warm: np.ndarray | None) -> None:
     K = st.K
-    reasons = _class_reasons(st)
+    reasons = class_reasons(st)
     k = mc.k
     pos = mc.label == 1
     smin, smax = mc.v["s_min"], mc.v["s_max"]
