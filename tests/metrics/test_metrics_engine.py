@@ -31,6 +31,8 @@ METRICS = {
     "f1@0.5": lambda y, s, w, **k: B.f1(y, s, w, threshold=0.5),
     "base_rate": lambda y, s, w, **k: B.base_rate(y, s, w),
 }
+#: both implementations of the engine's passes: numpy pieces and the compiled kernels
+KERNELS = ["numpy", "numba"]
 DELTAS = ["auc", "pr_auc", "log_loss", "brier", "mean_score", "calibration_slope",
           "calibration_intercept", "ece", "precision", "recall", "fpr", "f1"]
 
@@ -64,7 +66,8 @@ def _data(n, k, weighted, ties, ctr, seed):
     (2000, 1, False, False, True, 300),   # overall slicing, split
     (2000, 1, True, True, False, 1 << 16),
 ])
-def test_engine_matches_reference(n, k, weighted, ties, ctr, piece):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_engine_matches_reference(n, k, weighted, ties, ctr, piece, kernel):
     y, sa, sb, w, codes = _data(n, k, weighted, ties, ctr, seed=n + k)
     if k == 1:
         sl = overall_slicing(n)
@@ -72,7 +75,8 @@ def test_engine_matches_reference(n, k, weighted, ties, ctr, piece):
         sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(k)],
                      np.bincount(codes, minlength=k))
     buckets = row_buckets([y, sa, sb], 0, NB)
-    settings = EngineSettings(thresholds=THS, piece_rows=piece, replicates=REPS, n_buckets=NB)
+    settings = EngineSettings(thresholds=THS, piece_rows=piece, replicates=REPS, n_buckets=NB,
+                              kernel=kernel)
     out = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run(sl)
     bad = []
     for j in range(k):
@@ -106,22 +110,24 @@ def test_engine_matches_reference(n, k, weighted, ties, ctr, piece):
     assert not bad, bad[:10]
 
 
-def test_one_class_slice_reports_reason():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_one_class_slice_reports_reason(kernel):
     y, sa, sb, w, codes = _data(1200, 3, False, False, False, seed=1)
     sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
-    out = Engine(y, w, {"m": sa}, None, EngineSettings(thresholds=(0.5,))).run(sl)
+    out = Engine(y, w, {"m": sa}, None, EngineSettings(thresholds=(0.5,), kernel=kernel)).run(sl)
     auc = out.models["m"].columns["auc"]
     assert math.isnan(auc.value[2]) and auc.reason[2] == B.NO_POS
     assert math.isfinite(auc.value[0]) and auc.reason[0] is None
     assert out.models["m"].columns["calibration_slope"].reason[2] == B.NO_POS
 
 
-def test_separable_slice_falls_back_cleanly():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_separable_slice_falls_back_cleanly(kernel):
     y = np.array([0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0], dtype=np.int8)
     s = np.array([.1, .2, .3, .7, .8, .9, .4, .35, .6, .65, .2, .3])
     codes = np.array([0] * 6 + [1] * 6, dtype=np.uint8)
     sl = Slicing("column", ("c",), codes, [(("c", 0),), (("c", 1),)], np.array([6, 6]))
-    out = Engine(y, None, {"m": s}, None, EngineSettings(thresholds=())).run(sl)
+    out = Engine(y, None, {"m": s}, None, EngineSettings(thresholds=(), kernel=kernel)).run(sl)
     col = out.models["m"].columns["calibration_slope"]
     assert col.reason[0] == B.SEPARABLE and math.isnan(col.value[0])
     ref = B.calibration_slope(y[6:], s[6:])
@@ -158,11 +164,13 @@ def test_sort_permutation_repairs_collisions():
     assert np.all(ss[1:] >= ss[:-1])
 
 
-def test_candidate_equal_to_baseline_has_zero_deltas():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_candidate_equal_to_baseline_has_zero_deltas(kernel):
     y, sa, _, w, codes = _data(2000, 3, True, True, False, seed=3)
     sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
     buckets = row_buckets([y, sa], 0, NB)
-    settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, piece_rows=300)
+    settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, piece_rows=300,
+                              kernel=kernel)
     out = Engine(y, w, {"cand": sa, "base": sa.copy()}, "base", settings, buckets).run(sl)
     for key, dc in out.models["cand"].deltas.items():
         ok = np.isfinite(dc.value)
@@ -170,8 +178,9 @@ def test_candidate_equal_to_baseline_has_zero_deltas():
         assert np.all(dc.lo[ok] == 0.0) and np.all(dc.hi[ok] == 0.0), key
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("steep", [0.5, 25.0])
-def test_calibration_cells_and_exact_fallback_match_reference(steep):
+def test_calibration_cells_and_exact_fallback_match_reference(steep, kernel):
     """Slopes up to 16 use the logit-cell fit; steeper ones take the exact row passes."""
     rng = np.random.default_rng(11)
     n = 3000
@@ -180,7 +189,8 @@ def test_calibration_cells_and_exact_fallback_match_reference(steep):
     s = 1 / (1 + np.exp(-z / steep))  # fitted slope ~ steep
     codes = rng.integers(0, 3, n).astype(np.uint8)
     sl = Slicing("column", ("c",), codes, [(("c", j),) for j in range(3)], np.bincount(codes))
-    out = Engine(y, None, {"m": s}, None, EngineSettings(thresholds=(), piece_rows=700)).run(sl)
+    settings = EngineSettings(thresholds=(), piece_rows=700, kernel=kernel)
+    out = Engine(y, None, {"m": s}, None, settings).run(sl)
     col = out.models["m"].columns["calibration_slope"]
     for j in range(3):
         ref = B.calibration_slope(y[codes == j], s[codes == j])
@@ -206,3 +216,64 @@ def test_sparse_ece_bootstrap_matches_dense(monkeypatch):
         np.testing.assert_allclose(a.hi, b.hi, rtol=1e-10)
     da, db = dense.models["cand"].deltas["ece"], sparse.models["cand"].deltas["ece"]
     np.testing.assert_allclose(da.lo, db.lo, rtol=1e-10, atol=1e-15)
+
+
+def _compare_outputs(a, b, tol=1e-9) -> list:
+    bad = []
+    for model, ma in a.models.items():
+        mb = b.models[model]
+        for kind in ("columns", "deltas"):
+            for key, ca in getattr(ma, kind).items():
+                cb = getattr(mb, kind)[key]
+                for attr in ("value", "lo", "hi"):
+                    for j, (u, v) in enumerate(zip(getattr(ca, attr), getattr(cb, attr),
+                                                   strict=True)):
+                        if not _close(float(u), float(v), tol):
+                            bad.append((model, kind, key, attr, j, u, v))
+                assert ca.reason == cb.reason, (model, key)
+    return bad
+
+
+@pytest.mark.parametrize("weighted,ties,ctr", [(False, True, True), (True, False, False)])
+def test_compiled_kernels_match_numpy_passes_on_many_slicings(weighted, ties, ctr):
+    """Three models, the overall slicing, two columns and a cross in one compiled run."""
+    rng = np.random.default_rng(21)
+    y, sa, sb, w, codes = _data(4000, 5, weighted, ties, ctr, seed=21)
+    sc = np.clip(sb + rng.normal(0, 0.05, sb.shape[0]), 0, 1)
+    other = rng.integers(0, 3, y.shape[0]).astype(np.uint8)
+    cross = (codes.astype(np.int64) * 3 + other).astype(np.uint8)
+    slicings = [overall_slicing(y.shape[0])] + [
+        Slicing("column", (name,), c, [((name, j),) for j in range(k)],
+                np.bincount(c, minlength=k))
+        for name, c, k in (("c", codes, 5), ("d", other, 3), ("cd", cross, 15))]
+    buckets = row_buckets([y, sa, sb], 0, NB)
+    scores = {"cand": sa, "base": sb, "third": sc}
+    out = {}
+    for kernel in KERNELS:
+        settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, kernel=kernel)
+        out[kernel] = Engine(y, w, scores, "base", settings, buckets).run_many(slicings)
+    bad = []
+    for a, b in zip(out["numpy"], out["numba"], strict=True):
+        bad += _compare_outputs(a, b, 1e-9)
+    assert not bad, bad[:10]
+
+
+def test_compiled_batches_and_fallback_give_the_same_numbers(monkeypatch):
+    """A small store budget splits the slicings into batches; a slicing whose dense ECE sums
+    exceed the limit goes through the numpy passes. Neither changes a number."""
+    import mlreg.metrics.compiled as compiled_mod
+
+    y, sa, sb, w, codes = _data(3000, 4, True, True, False, seed=5)
+    slicings = [overall_slicing(y.shape[0]),
+                Slicing("column", ("c",), codes, [(("c", j),) for j in range(4)],
+                        np.bincount(codes, minlength=4))]
+    buckets = row_buckets([y, sa, sb], 0, NB)
+    settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, kernel="numba")
+    whole = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run_many(slicings)
+    monkeypatch.setattr(compiled_mod, "STORE_BUDGET", 1)
+    monkeypatch.setattr(compiled_mod, "DENSE_ECE_CELLS", 2 * 10 * NB)
+    split = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run_many(slicings)
+    bad = []
+    for a, b in zip(whole, split, strict=True):
+        bad += _compare_outputs(a, b, 1e-9)
+    assert not bad, bad[:10]

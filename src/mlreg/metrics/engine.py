@@ -83,6 +83,9 @@ _BUCKET_SHIFT = np.uint64(32)
 _Y_SHIFT = np.uint64(48)
 _PRED_SHIFT = 49
 MAX_THRESHOLDS = 15
+#: below this many rows "auto" keeps the numpy passes (the kernels' one-off compilation, cached
+#: on disk afterwards, costs more than it saves on small inputs)
+COMPILED_MIN_ROWS = 200_000
 
 
 # --------------------------------------------------------------------------- sorting
@@ -178,6 +181,9 @@ class EngineSettings:
     seed: int = 0
     n_buckets: int = 1024
     piece_rows: int = PIECE_ROWS
+    #: "auto" (compiled kernels from COMPILED_MIN_ROWS rows when numba is installed),
+    #: "numba" or "numpy"
+    kernel: str = "auto"
 
 
 class ModelData:
@@ -419,8 +425,56 @@ class Engine:
 
     # ------------------------------------------------------------------ public
 
+    def compiled(self) -> bool:
+        """Whether :meth:`run_many` uses the compiled kernels (see ``EngineSettings.kernel``)."""
+        from mlreg.metrics import kernel as KN
+
+        mode = self.settings.kernel
+        if mode == "numba":
+            if not KN.AVAILABLE:
+                raise ValueError("the compiled engine needs numba (pip install numba)")
+            return True
+        if mode == "numpy":
+            return False
+        return KN.AVAILABLE and self.n >= COMPILED_MIN_ROWS
+
+    def run_many(self, slicings: list[Slicing], warm: dict[str, np.ndarray] | None = None,
+                 want: frozenset[str] | None = None, n_jobs: int = 1) -> list[SlicingOutput]:
+        """All models on every slicing: the compiled kernels walk the rows once for all of
+        them; the numpy passes run slicing by slicing (in ``n_jobs`` threads), the overall
+        slicing first so its calibration fit can warm-start the others."""
+        want = self.settings.want if want is None else want
+        if self.compiled():
+            from mlreg.metrics.compiled import run_compiled
+
+            return run_compiled(self, list(slicings), warm, want, n_jobs)
+        outputs: list[SlicingOutput | None] = [None] * len(slicings)
+        first = [i for i, sl in enumerate(slicings) if sl.codes is None][:1]
+        for i in first:
+            outputs[i] = self._run_numpy(slicings[i], warm, want)
+            if warm is None and "calibration" in want:
+                warm = {m: o.theta[0] for m, o in outputs[i].models.items()
+                        if o.theta is not None}
+        rest = [i for i in range(len(slicings)) if i not in first]
+        if n_jobs > 1 and len(rest) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_jobs) as ex:
+                list(ex.map(self.prepare, [m for m in self.scores if m not in self.models]))
+                done = list(ex.map(lambda i: self._run_numpy(slicings[i], warm, want), rest))
+        else:
+            done = [self._run_numpy(slicings[i], warm, want) for i in rest]
+        for i, out in zip(rest, done, strict=True):
+            outputs[i] = out
+        return outputs  # type: ignore[return-value]
+
     def run(self, slicing: Slicing, warm: dict[str, np.ndarray] | None = None,
             want: frozenset[str] | None = None) -> SlicingOutput:
+        """All models on one slicing (:meth:`run_many` with one slicing)."""
+        return self.run_many([slicing], warm, want)[0]
+
+    def _run_numpy(self, slicing: Slicing, warm: dict[str, np.ndarray] | None = None,
+                   want: frozenset[str] | None = None) -> SlicingOutput:
         """All models on one slicing; the baseline first so the others can pair with it."""
         for name in self.scores:
             if name not in self.models:
@@ -960,31 +1014,36 @@ class Engine:
                 block_v.shape = (m,)
                 np.put(rows_v, idx, block_v)
 
-        if do_auc:
-            self._finish_auc(out, st, acc, base)
-        if do_ap:
-            self._finish_ap(out, st, acc, base)
-        for name in means:
-            self._finish_mean(out, st, acc, name, base)
-        if do_rel:
-            r = acc["rel"]
-            out.reliability = {"count": r[:, :, 0], "weight": r[:, :, 1],
-                               "mean_score": _div(r[:, :, 2], r[:, :, 1]),
-                               "mean_label": _div(r[:, :, 3], r[:, :, 1])}
-            reps = None
-            if do_ece:
-                if dense_ece:
-                    reps = self._ece_reps_dense(ece_S.reshape(K, nb, NB),
-                                                ece_WB.reshape(K, NB))
-                else:
-                    reps = self._ece_reps_sparse(K, sparse)
-            self._finish_ece(out, st, r, reps, base, keep)
-        if T:
-            self._finish_thresholds(out, st, acc, base)
+        reps = None
+        if do_ece:
+            if dense_ece:
+                reps = self._ece_reps_dense(ece_S.reshape(K, nb, NB), ece_WB.reshape(K, NB))
+            else:
+                reps = self._ece_reps_sparse(K, sparse)
+        self._finish_main(out, st, acc, want, base, keep, reps)
         if keep:
             out.rows = rows
             out.row_cols = row_cols
             out.inv = None
+
+    def _finish_main(self, out, st, acc, want, base, keep, reps) -> None:
+        """Intervals and deltas of the rank, mean, reliability and threshold metrics from the
+        per-slice sums in ``acc`` (shared by the numpy passes and the compiled kernels)."""
+        if "auc" in want:
+            self._finish_auc(out, st, acc, base)
+        if "pr_auc" in want:
+            self._finish_ap(out, st, acc, base)
+        for name in _MEANS:
+            if name in want:
+                self._finish_mean(out, st, acc, name, base)
+        if "ece" in want:
+            r = acc["rel"]
+            out.reliability = {"count": r[:, :, 0], "weight": r[:, :, 1],
+                               "mean_score": _div(r[:, :, 2], r[:, :, 1]),
+                               "mean_label": _div(r[:, :, 3], r[:, :, 1])}
+            self._finish_ece(out, st, r, reps, base, keep)
+        if self.settings.thresholds:
+            self._finish_thresholds(out, st, acc, base)
 
     @staticmethod
     def _row_values(name: str, yb: np.ndarray, yf: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -311,28 +310,15 @@ class _Evaluation:
             gwant = frozenset(_KERNEL[r.name] for r in self.group_requests if r.name in _KERNEL)
             group_slicings = {(i, gc): self._group_slicing(sl, gc)
                               for i, sl in enumerate(slicings) for gc in self.group_columns}
-            if self.n_jobs == 1:
-                for m in self.models:
-                    eng.prepare(m)
-                outputs[0] = eng.run(slicings[0])
-                warm = self._warm(outputs[0])
-                for i in range(1, len(slicings)):
-                    outputs[i] = eng.run(slicings[i], warm)
-                for key, (gsl, combos) in group_slicings.items():
-                    group_outputs[key] = (eng.run(gsl, warm, gwant), combos)
-            else:
-                with ThreadPoolExecutor(self.n_jobs) as ex:
-                    list(ex.map(eng.prepare, self.models))
-                    outputs[0] = eng.run(slicings[0])
-                    warm = self._warm(outputs[0])
-                    futures = {i: ex.submit(eng.run, sl, warm)
-                               for i, sl in enumerate(slicings) if i > 0}
-                    gfut = {key: (ex.submit(eng.run, gsl, warm, gwant), combos)
-                            for key, (gsl, combos) in group_slicings.items()}
-                    for i, f in futures.items():
-                        outputs[i] = f.result()
-                    for key, (f, combos) in gfut.items():
-                        group_outputs[key] = (f.result(), combos)
+            done = eng.run_many(slicings, None, None, n_jobs=self.n_jobs)
+            outputs = list(done)
+            warm = self._warm(outputs[0])
+            if group_slicings:
+                keys = list(group_slicings)
+                gdone = eng.run_many([group_slicings[k][0] for k in keys], warm, gwant,
+                                     n_jobs=self.n_jobs)
+                for key, out in zip(keys, gdone, strict=True):
+                    group_outputs[key] = (out, group_slicings[key][1])
         ranking = self._ranking(slicings)
         customs = self._custom(slicings, custom)
         return self._assemble(slicings, outputs, group_outputs, ranking, customs)

@@ -1,0 +1,398 @@
+"""Drive the compiled kernels (:mod:`mlreg.metrics.kernel`) for a list of slicings.
+
+:func:`run_compiled` returns the same :class:`~mlreg.metrics.engine.SlicingOutput` objects as
+:meth:`Engine.run` does one slicing at a time, from three kinds of passes over the rows:
+
+1. per model, in threads: the global score sort (:func:`_sorted_with_perm`), the logit ranges
+   per slice (row order) and one walk in score order for AUC / AP sums, the calibration cells
+   and, for paired deltas, every row's placement and AP influence;
+2. the calibration fits on the cells (damped Newton, overall first, then every slice warm
+   started from it; steep or non-converging slices are refitted on their rows);
+3. one row-order pass over all models, split into row ranges across threads, for every
+   order-free sum and every paired term.
+
+Slicings are processed in batches so the stored per-row placements stay within
+``STORE_BUDGET`` bytes and the dense ECE bootstrap sums within ``DENSE_ECE_CELLS``; a slicing
+too large for either on its own goes through the numpy passes.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mlreg.metrics import binary as B
+from mlreg.metrics import kernel as KN
+from mlreg.metrics.engine import (
+    _MEANS,
+    DENSE_ECE_CELLS,
+    ModelOutput,
+    SlicingOutput,
+    _cell_sums,
+    _damped_newton,
+    _sorted_with_perm,
+    _Stats,
+    class_reasons,
+)
+
+if TYPE_CHECKING:
+    from mlreg.metrics.engine import Engine
+    from mlreg.metrics.slicing import Slicing
+
+__all__ = ["run_compiled", "STORE_BUDGET"]
+
+#: bytes of per-row placements (two float64 per row, slicing and model) held at once
+STORE_BUDGET = 1280 * 2**20
+_ROW_CHUNK = 1 << 20
+_SORTED_CHUNK = 1 << 18
+
+
+def _rows_view(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous array seen as one opaque record per leading index (for take/put)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("a C-contiguous array is needed")
+    flat = a.reshape(a.shape[0], -1)
+    return flat.view(np.dtype((np.void, a.itemsize * flat.shape[1]))).reshape(a.shape[0])
+
+
+def run_compiled(eng: Engine, slicings: list[Slicing], warm: dict[str, np.ndarray] | None,
+                 want: frozenset[str], n_jobs: int = 1) -> list[SlicingOutput]:
+    """All models on every slicing (see the module docstring)."""
+    run = _Run(eng, want, max(1, int(n_jobs)))
+    outputs: list[SlicingOutput | None] = [None] * len(slicings)
+    order = sorted(range(len(slicings)), key=lambda i: slicings[i].codes is not None)
+    for batch in run.batches([slicings[i] for i in order]):
+        idx = [order[j] for j in batch]
+        if len(idx) == 1 and not run.fits([slicings[idx[0]]]):
+            outputs[idx[0]] = eng._run_numpy(slicings[idx[0]], warm, want)
+            continue
+        res = run.batch([slicings[i] for i in idx], warm)
+        for i, out in zip(idx, res, strict=True):
+            outputs[i] = out
+            if warm is None and slicings[i].codes is None and "calibration" in want:
+                warm = {m: o.theta[0] for m, o in out.models.items() if o.theta is not None}
+    return outputs  # type: ignore[return-value]
+
+
+class _Run:
+    def __init__(self, eng: Engine, want: frozenset[str], n_jobs: int) -> None:
+        self.eng = eng
+        self.want = want
+        self.n_jobs = n_jobs
+        self.cfg = eng.settings
+        self.n = eng.n
+        self.models = list(eng.scores)
+        self.M = len(self.models)
+        self.bidx = self.models.index(eng.baseline) if eng.paired else -1
+        self.y = np.ascontiguousarray(eng.y, dtype=np.int8)
+        self.weighted = eng.w is not None
+        self.w = (np.ascontiguousarray(eng.w, dtype=np.float64) if self.weighted
+                  else np.zeros(1))
+        self.do_auc = "auc" in want
+        self.do_ap = "pr_auc" in want
+        self.do_cal = "calibration" in want
+        self.do_rel = "ece" in want
+        self.do_ece = eng.do_ece and "ece" in want
+        self.store_on = self.bidx >= 0 and (self.do_auc or self.do_ap)
+        self.sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.scores = None
+        self.buckets = (np.ascontiguousarray(eng.buckets, dtype=np.int32) if self.do_ece
+                        else np.zeros(1, dtype=np.int32))
+
+    # ------------------------------------------------------------------ batching
+
+    def _ece_cells(self, K: int) -> int:
+        return K * self.cfg.n_bins * self.cfg.n_buckets if self.do_ece else 0
+
+    def fits(self, slicings: list[Slicing]) -> bool:
+        G = sum(sl.n_slices for sl in slicings)
+        store = self.M * self.n * len(slicings) * 16 if self.store_on else 0
+        return (self._ece_cells(G) <= DENSE_ECE_CELLS
+                and (store <= STORE_BUDGET or len(slicings) == 1))
+
+    def batches(self, slicings: list[Slicing]) -> list[list[int]]:
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i in range(len(slicings)):
+            if cur and self.fits([slicings[j] for j in cur + [i]]):
+                cur.append(i)
+                continue
+            if cur:
+                out.append(cur)
+            cur = [i]
+        if cur:
+            out.append(cur)
+        return out
+
+    # ------------------------------------------------------------------ one batch
+
+    def batch(self, slicings: list[Slicing], warm) -> list[SlicingOutput]:
+        eng, n, M = self.eng, self.n, self.M
+        stats = [_Stats.build(sl.codes, sl.n_slices, eng.y, eng.w) for sl in slicings]
+        for st in stats:
+            if np.any(st.n == 0):
+                raise ValueError("every slice of a slicing must hold at least one row")
+        Ks = [sl.n_slices for sl in slicings]
+        offs = np.zeros(len(Ks) + 1, dtype=np.int64)
+        np.cumsum(Ks, out=offs[1:])
+        G = int(offs[-1])
+        S = len(slicings)
+        gids = np.empty((n, S), dtype=np.int32)
+        for s, sl in enumerate(slicings):
+            if sl.codes is None:
+                gids[:, s] = offs[s]
+            else:
+                np.add(sl.codes, np.int32(offs[s]), out=gids[:, s], casting="unsafe")
+        Wpos = np.concatenate([st.Wpos for st in stats]).astype(np.float64)
+        Wneg = np.concatenate([st.Wneg for st in stats]).astype(np.float64)
+        Wtot = np.concatenate([st.W for st in stats]).astype(np.float64)
+        store = (np.empty((M, n, S, 2)) if self.store_on else np.zeros((M, 1, 1, 2)))
+        per_model = {}
+
+        def phase1(mi: int):
+            name = self.models[mi]
+            score = self._score(name)
+            if name not in self.sorted:
+                perm, ps = _sorted_with_perm(score)
+                self.sorted[name] = (np.ascontiguousarray(perm, dtype=np.int64), ps)
+            perm, ps = self.sorted[name]
+            rng = np.empty((G, 4))
+            rng[:, 0::2] = np.inf
+            rng[:, 1::2] = -np.inf
+            xr = np.empty((G, 2))
+            xr[:, 0] = np.inf
+            xr[:, 1] = -np.inf
+            swyx = np.zeros(G)
+            if self.do_cal:
+                KN.ranges_pass(score, self.y, self.w, self.weighted, gids, rng, xr, swyx)
+                lo = np.floor(xr[:, 0] * KN.CELLS_PER_UNIT).astype(np.int64)
+                hi = np.floor(xr[:, 1] * KN.CELLS_PER_UNIT).astype(np.int64)
+                cell_off = np.zeros(G + 1, dtype=np.int64)
+                np.cumsum(hi - lo + 1, out=cell_off[1:])
+                cells = np.zeros((int(cell_off[-1]), 7))
+            else:
+                lo = np.zeros(G, dtype=np.int64)
+                cell_off = np.zeros(G + 1, dtype=np.int64)
+                cells = np.zeros((1, 7))
+            cfg = self.cfg
+            nb, NB, T = cfg.n_bins, cfg.n_buckets, len(cfg.thresholds)
+            sums = {"auc": np.zeros((G, 4)), "auc_num": np.zeros(G), "ap": np.zeros((G, 2)),
+                    "ap_num": np.zeros(G), "means": np.zeros((G, 3, 3)),
+                    "rel": np.zeros((G, nb, 4)),
+                    "eceS": np.zeros(G * nb * NB if self.do_ece else 1),
+                    "eceWB": np.zeros(G * NB if self.do_ece else 1),
+                    "tcells": np.zeros((G, max(T, 1), 3, 4))}
+            flags = np.array([self.do_auc, self.do_ap, self.do_cal] + [
+                m in self.want for m in _MEANS] + [self.do_rel, self.do_ece], dtype=np.bool_)
+            ths = np.array(cfg.thresholds, dtype=np.float64)
+            state = KN.new_state(G)
+            gv = _rows_view(gids)
+            sv = _rows_view(store[mi]) if self.store_on else None
+            a = 0
+            while a < n:
+                e = min(a + _SORTED_CHUNK, n)
+                if e < n:  # never split a block of tied scores
+                    e = int(np.searchsorted(ps, ps[e - 1], side="right"))
+                pr = perm[a:e]
+                gs = np.take(gv, pr).view(np.int32).reshape(e - a, S)
+                ys = np.take(self.y, pr)
+                ws = np.take(self.w, pr) if self.weighted else self.w
+                bs = np.take(self.buckets, pr) if self.do_ece else self.buckets
+                vu = np.empty((e - a, S, 2)) if self.store_on else np.zeros((1, 1, 2))
+                KN.sorted_pass(ps[a:e], ys, ws, self.weighted, gs, bs, Wpos, Wneg, Wtot, flags,
+                               ths, nb, NB, cell_off, lo, cells, state, vu, self.store_on,
+                               sums["auc"], sums["auc_num"], sums["ap"], sums["ap_num"],
+                               sums["means"], sums["rel"], sums["eceS"], sums["eceWB"],
+                               sums["tcells"])
+                if sv is not None:
+                    np.put(sv, pr, _rows_view(vu))
+                a = e
+            sums.update(rng=rng, swyx=swyx, cell_off=cell_off, lo=lo, cells=cells)
+            per_model[mi] = sums
+
+        self._map(phase1, range(M))
+        # calibration fits, overall slicing first (its fit warm-starts the others)
+        fits = [[None] * M for _ in range(S)]
+        theta = np.zeros((M, G, 2))
+        cinv = np.zeros((M, G, 3))
+        if self.do_cal:
+            for s in sorted(range(S), key=lambda s: slicings[s].codes is not None):
+                for mi, name in enumerate(self.models):
+                    fit = self._fit(stats[s], per_model[mi], offs[s], Ks[s], slicings[s], gids,
+                                    s, name, None if warm is None else warm.get(name))
+                    fits[s][mi] = fit
+                    sl = slice(offs[s], offs[s + 1])
+                    theta[mi, sl] = np.nan_to_num(fit["theta"])
+                    cinv[mi, sl] = np.nan_to_num(fit["cinv"])
+                if warm is None and slicings[s].codes is None:
+                    warm = {}
+                    for mi, name in enumerate(self.models):
+                        th = fits[s][mi]["theta"][0]
+                        if fits[s][mi]["good"][0]:
+                            warm[name] = th.copy()
+        sums = self._rows(gids, G, Wtot, theta, cinv, store)
+        return [self._finish(slicings[s], stats[s], offs[s], Ks[s], per_model, sums, fits[s])
+                for s in range(S)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _score(self, name: str) -> np.ndarray:
+        return np.ascontiguousarray(self.eng.scores[name], dtype=np.float64)
+
+    def _map(self, fn, items) -> list:
+        items = list(items)
+        if self.n_jobs == 1 or len(items) == 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(min(self.n_jobs, len(items))) as ex:
+            return list(ex.map(fn, items))
+
+    def _fit(self, st, pm, off, K, slicing, gids, s, name, warm) -> dict:
+        """The calibration fit of every slice of one slicing from its cells."""
+        reasons = class_reasons(st)
+        rng = pm["rng"][off:off + K]
+        for k in range(K):
+            if reasons[k] is not None:
+                continue
+            lo_all = min(rng[k, 0], rng[k, 2])
+            hi_all = max(rng[k, 1], rng[k, 3])
+            if not lo_all < hi_all:
+                reasons[k] = B.CONSTANT
+            elif rng[k, 3] <= rng[k, 0] or rng[k, 1] <= rng[k, 2]:
+                reasons[k] = B.SEPARABLE
+        co = pm["cell_off"]
+        a, b = int(co[off]), int(co[off + K])
+        Mc = pm["cells"][a:b]
+        sizes = np.diff(co[off:off + K + 1])
+        kk = np.repeat(np.arange(K), sizes)
+        cf = np.arange(b - a) - np.repeat(co[off:off + K] - a, sizes) + np.repeat(
+            pm["lo"][off:off + K], sizes)
+        keep = Mc[:, 0] != 0
+        cells = {"c": (cf[keep] + 0.5) / KN.CELLS_PER_UNIT, "k": kk[keep], "M": Mc[keep],
+                 "swyx": pm["swyx"][off:off + K]}
+        defined = np.array([r is None for r in reasons])
+        theta = np.zeros((K, 2))
+        theta[:, 1] = 1.0
+        if warm is not None and np.all(np.isfinite(warm)):
+            theta[:] = warm
+
+        def cell_sums(th, active, want_ll):
+            if active.all():
+                return _cell_sums(cells, th, st.Wpos, K)
+            sub = active[cells["k"]]
+            part = {"c": cells["c"][sub], "k": cells["k"][sub], "M": cells["M"][sub],
+                    "swyx": cells["swyx"]}
+            return _cell_sums(part, th, st.Wpos, K)
+
+        converged, failed, H = _damped_newton(K, theta, defined.copy(), cell_sums,
+                                              max_iter=100, tol=1e-10, skip_ll=False)
+        cinv = np.zeros((K, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = H[:, 0] * H[:, 2] - H[:, 1] ** 2
+            cinv[:, 0] = H[:, 2] / det
+            cinv[:, 1] = -H[:, 1] / det
+            cinv[:, 2] = H[:, 0] / det
+        exact = defined & (~converged | (np.abs(theta[:, 1]) > 0.25 * KN.CELLS_PER_UNIT))
+        if exact.any():
+            score = self._score(name)
+            for k in np.flatnonzero(exact):
+                rows = np.flatnonzero(gids[:, s] == off + k) if slicing.codes is not None \
+                    else np.arange(self.n)
+                start = (theta[k, 0], theta[k, 1]) if converged[k] else (
+                    (0.0, 1.0) if warm is None else (float(warm[0]), float(warm[1])))
+                if not all(math.isfinite(v) for v in start):
+                    start = (0.0, 1.0)
+                fit = B.fit_logistic(B.logit(score[rows]), self.y[rows],
+                                     None if not self.weighted else self.w[rows], start=start)
+                if fit.converged:
+                    theta[k] = (fit.intercept, fit.slope)
+                    cinv[k] = (fit.cov[0, 0], fit.cov[0, 1], fit.cov[1, 1])
+                    converged[k] = True
+                else:
+                    converged[k] = False
+        for k in range(K):
+            if defined[k] and not converged[k]:
+                reasons[k] = B.NOT_CONVERGED
+        good = np.array([r is None for r in reasons])
+        return {"theta": theta, "cinv": cinv, "good": good, "reasons": reasons}
+
+    def _rows(self, gids, G, Wtot, theta, cinv, store) -> dict:
+        cfg = self.cfg
+        M, n = self.M, self.n
+        T = len(cfg.thresholds)
+        if not (self.do_cal or self.bidx >= 0):
+            return {}
+        scores = np.empty((M, n))
+        for mi, name in enumerate(self.models):
+            scores[mi] = self.eng.scores[name]
+        flags = np.array([m in self.want for m in _MEANS] + [
+            self.do_cal, self.store_on and self.do_auc, self.store_on and self.do_ap],
+            dtype=np.bool_)
+        ths = np.array(cfg.thresholds, dtype=np.float64)
+
+        def part(bounds):
+            lo, hi = bounds
+            acc = {"dmeans": np.zeros((M, G, 3, 2)), "cells8": np.zeros((M, G, max(T, 1), 8)),
+                   "Hf": np.zeros((M, G, 3)), "dphi": np.zeros((M, G, 2)),
+                   "dauc": np.zeros((M, G, 4)), "dap": np.zeros((M, G, 2))}
+            KN.row_pass(lo, hi, scores, self.y, self.w, self.weighted, gids, Wtot, flags, ths,
+                        theta, cinv, self.bidx, store, acc["dmeans"], acc["cells8"], acc["Hf"],
+                        acc["dphi"], acc["dauc"], acc["dap"])
+            return acc
+
+        step = max(_ROW_CHUNK, -(-n // self.n_jobs))
+        parts = self._map(part, [(a, min(a + step, n)) for a in range(0, max(n, 1), step)])
+        total = parts[0]
+        for p in parts[1:]:
+            for k, v in p.items():
+                total[k] += v
+        return total
+
+    def _finish(self, slicing, st, off, K, per_model, sums, fits) -> SlicingOutput:
+        eng = self.eng
+        cfg = self.cfg
+        sl = slice(off, off + K)
+        nb, NB = cfg.n_bins, cfg.n_buckets
+        T = len(cfg.thresholds)
+        names = sorted(range(self.M), key=lambda mi: mi != self.bidx)
+        outputs: dict[str, ModelOutput] = {}
+        base_out = None
+        for mi in names:
+            name = self.models[mi]
+            is_base = mi == self.bidx
+            base = None if is_base else base_out
+            pm = per_model[mi]
+            acc = {"auc": pm["auc"][sl], "auc_num": pm["auc_num"][sl], "ap": pm["ap"][sl],
+                   "ap_num": pm["ap_num"][sl], "rel": pm["rel"][sl]}
+            for j, mname in enumerate(_MEANS):
+                acc[mname] = pm["means"][sl, j]
+            if T:
+                c = pm["tcells"][sl, :T]
+                acc["cells_n"], acc["cells_w"], acc["cells_w2"] = c[:, :, 0], c[:, :, 1], c[:, :, 2]
+            if base is not None:
+                acc["d_auc"] = sums["dauc"][mi, sl]
+                acc["d_ap"] = sums["dap"][mi, sl]
+                for j, mname in enumerate(_MEANS):
+                    acc["d_" + mname] = sums["dmeans"][mi, sl, j]
+                if T:
+                    acc["cells8"] = sums["cells8"][mi, sl, :T]
+            reps = None
+            if self.do_ece:
+                S_ = pm["eceS"][off * nb * NB:(off + K) * nb * NB].reshape(K, nb, NB)
+                WB = pm["eceWB"][off * NB:(off + K) * NB].reshape(K, NB)
+                reps = eng._ece_reps_dense(S_, WB)
+            out = ModelOutput()
+            eng._finish_counts(out, st)
+            eng._finish_main(out, st, acc, self.want, base, False, reps)
+            if self.do_cal:
+                f = fits[mi]
+                cal = {"theta": f["theta"], "cinv": f["cinv"], "good": f["good"],
+                       "reasons": f["reasons"], "Hf": sums["Hf"][mi, sl],
+                       "dphi": sums["dphi"][mi, sl]}
+                eng._finish_calibration(out, st, cal, base)
+            outputs[name] = out
+            if is_base:
+                base_out = out
+        return SlicingOutput(slicing, st, outputs)

@@ -1,0 +1,358 @@
+"""Compiled passes for the engine: every slicing at once, no per-slicing partition.
+
+The numpy engine (:mod:`mlreg.metrics.engine`) partitions each model's score-sorted rows once per
+slicing and then works piece by piece. These kernels (numba, compiled on first use and cached
+on disk) instead give every slice of every slicing one global id and walk the rows once:
+
+* :func:`ranges_pass` (row order, per model): per slice the class ranges of the logit (constant
+  and separated slices), the logit range that sizes the calibration cells, and ``sum w y x``.
+* :func:`sorted_pass` (score order, per model): one walk over the model's global score order
+  keeps, per slice, running class weights and the average-precision sums, so every row's DeLong
+  placement ``V`` and AP influence ``u`` in every slicing come from counters held in cache
+  (tie blocks are handled as blocks). It also fills the logit-cell moments of the calibration
+  fit and, when pairs are wanted, stores ``V`` and ``u`` per row (row order) for the deltas.
+* :func:`row_pass` (row order, all models, any range of rows): means, reliability bins, ECE
+  bootstrap sums, confusion cells, the Fisher information and influence values at the fitted
+  calibration, and every paired candidate-vs-baseline term. Row ranges are independent, so
+  threads split the rows.
+
+The accumulators have the numpy engine's layout, so its finishing code (intervals, reasons)
+is shared. Sums run in a different order than in the numpy engine: results agree to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # pragma: no cover - exercised by whichever of the two is installed
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+__all__ = ["AVAILABLE", "ranges_pass", "sorted_pass", "row_pass", "new_state",
+           "CELLS_PER_UNIT"]
+
+AVAILABLE = numba is not None
+CELLS_PER_UNIT = 64.0
+_EPS = float(np.finfo(np.float64).eps)
+_ETA_CLIP = 700.0
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+
+
+@_jit
+def _logit(p):
+    q = min(max(p, _EPS), 1.0 - _EPS)
+    return math.log(q) - math.log1p(-q)
+
+
+@_jit
+def ranges_pass(score, y, w, weighted, gids, rng, xr, swyx):
+    """Per slice id: ``rng`` (min/max logit over positives, then negatives, weight > 0),
+    ``xr`` (min/max logit over every row) and ``swyx`` (sum of w * y * logit)."""
+    n = score.shape[0]
+    S = gids.shape[1]
+    for i in range(n):
+        x = _logit(score[i])
+        yi = y[i]
+        wi = w[i] if weighted else 1.0
+        j = 0 if yi != 0 else 2
+        for s in range(S):
+            g = gids[i, s]
+            if x < xr[g, 0]:
+                xr[g, 0] = x
+            if x > xr[g, 1]:
+                xr[g, 1] = x
+            if wi > 0:
+                if x < rng[g, j]:
+                    rng[g, j] = x
+                if x > rng[g, j + 1]:
+                    rng[g, j + 1] = x
+            if yi != 0:
+                swyx[g] += wi * x
+
+
+def new_state(G: int) -> np.ndarray:
+    """Running per-slice state of :func:`sorted_pass` (carried from one chunk to the next):
+    class weights, total weight and the two AP sums before the current block, their block
+    parts, the block's precision and its denominator."""
+    st = np.zeros((12, G))
+    st[11] = 1.0
+    return st
+
+
+@_jit
+def sorted_pass(ps, y, w, weighted, gids, bk, Wpos, Wneg, Wtot, flags, ths, nb, NB, cell_off,
+                cell_lo, cells, state, vu, do_store, auc, auc_num, ap, ap_num, means, rel,
+                eceS, eceWB, tcells):
+    """Walk a chunk of a model's rows in ascending score order (``ps`` sorted scores; ``y``,
+    ``w``, ``gids`` already gathered into that order; the chunk ends at a tie-block end).
+
+    Fills ``auc`` (sum w2 V, sum w2 V^2, the same over positives), ``auc_num`` (sum over
+    positives of w V), ``ap`` (sum w2 u^2, sum over positives of w2 u), ``ap_num`` (sum over
+    positives of w * precision), the calibration cells and, with ``do_store``, ``vu[r, s] =
+    (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
+    (log loss, Brier, score), reliability bins, ECE bootstrap sums (in score order the bin
+    changes rarely, so these updates stay in cache) and the confusion cells (n, w, w2) at each
+    threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability, ECE.
+    Reading and writing only sequentially keeps the walk from stalling on cache misses.
+    """
+    n = ps.shape[0]
+    S = gids.shape[1]
+    T = ths.shape[0]
+    do_auc, do_ap, do_cal, do_ll, do_br, do_ms, do_rel, do_ece = (
+        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], flags[6], flags[7])
+    pred = np.zeros(max(T, 1), dtype=np.int64)
+    CP = state[0]
+    CN = state[1]
+    CT = state[2]
+    C1 = state[3]
+    C2 = state[4]
+    bP = state[5]
+    bN = state[6]
+    bT = state[7]
+    b1 = state[8]
+    b2 = state[9]
+    prec = state[10]
+    ns = state[11]
+    G = CP.shape[0]
+    mark = np.zeros(G, dtype=np.bool_)
+    touched = np.empty(16, dtype=np.int64)
+    i = 0
+    while i < n:
+        p = ps[i]
+        e = i + 1
+        while e < n and ps[e] == p:
+            e += 1
+        # a block of tied scores [i, e): first its sums per slice
+        nt = 0
+        for r in range(i, e):
+            yi = y[r] != 0
+            wi = w[r] if weighted else 1.0
+            for s in range(S):
+                g = gids[r, s]
+                if not mark[g]:
+                    mark[g] = True
+                    if nt == touched.shape[0]:
+                        bigger = np.empty(2 * nt, dtype=np.int64)
+                        bigger[:nt] = touched
+                        touched = bigger
+                    touched[nt] = g
+                    nt += 1
+                    if do_ap:
+                        nge = Wtot[g] - CT[g]
+                        if nge > 0:
+                            ns[g] = nge
+                            prec[g] = (Wpos[g] - CP[g]) / nge
+                        else:
+                            ns[g] = 1.0
+                            prec[g] = 0.0
+                if yi:
+                    bP[g] += wi
+                    if do_ap:
+                        q1 = wi / ns[g]
+                        b1[g] += q1
+                        b2[g] += q1 * prec[g]
+                else:
+                    bN[g] += wi
+                bT[g] += wi
+        # then every row's placement and influence
+        x = _logit(p) if do_cal else 0.0
+        cf = math.floor(x * 64.0)
+        d = x - (cf + 0.5) / 64.0
+        bn = np.int64(p * nb)
+        if bn > nb - 1:
+            bn = nb - 1
+        for t in range(T):
+            pred[t] = 1 if p >= ths[t] else 0
+        lp1 = 0.0
+        lp0 = 0.0
+        if do_ll:
+            lp1 = -math.log(min(max(p, _EPS), 1.0 - _EPS))
+            lp0 = -math.log(min(max(1.0 - p, _EPS), 1.0 - _EPS))
+        for r in range(i, e):
+            yi = y[r] != 0
+            wi = w[r] if weighted else 1.0
+            w2i = wi * wi
+            yf = 1.0 if yi else 0.0
+            ll = lp1 if yi else lp0
+            db = yf - p
+            br = db * db
+            bkr = bk[r] if do_ece else 0
+            for s in range(S):
+                g = gids[r, s]
+                if do_ll:
+                    means[g, 0, 0] += wi * ll
+                    means[g, 0, 1] += w2i * ll
+                    means[g, 0, 2] += w2i * ll * ll
+                if do_br:
+                    means[g, 1, 0] += wi * br
+                    means[g, 1, 1] += w2i * br
+                    means[g, 1, 2] += w2i * br * br
+                if do_ms:
+                    means[g, 2, 0] += wi * p
+                    means[g, 2, 1] += w2i * p
+                    means[g, 2, 2] += w2i * p * p
+                if do_rel:
+                    rel[g, bn, 0] += 1.0
+                    rel[g, bn, 1] += wi
+                    rel[g, bn, 2] += wi * p
+                    rel[g, bn, 3] += wi * yf
+                    if do_ece:
+                        eceS[(g * nb + bn) * NB + bkr] += wi * db
+                        eceWB[g * NB + bkr] += wi
+                for t in range(T):
+                    c = pred[t] * 2 + (1 if yi else 0)
+                    tcells[g, t, 0, c] += 1.0
+                    tcells[g, t, 1, c] += wi
+                    tcells[g, t, 2, c] += w2i
+                if do_auc:
+                    if yi:
+                        den = Wneg[g]
+                        V = (CN[g] + 0.5 * bN[g]) / (den if den > 0 else 1.0)
+                    else:
+                        den = Wpos[g]
+                        V = (den - (CP[g] + 0.5 * bP[g])) / (den if den > 0 else 1.0)
+                    t = w2i * V
+                    auc[g, 0] += t
+                    auc[g, 1] += t * V
+                    if yi:
+                        auc[g, 2] += t
+                        auc[g, 3] += t * V
+                        auc_num[g] += wi * V
+                    if do_store:
+                        vu[r, s, 0] = V
+                if do_ap:
+                    c2 = C2[g] + b2[g]
+                    if yi:
+                        u = prec[g] + (C1[g] + b1[g]) - c2
+                        ap[g, 1] += w2i * u
+                        ap_num[g] += wi * prec[g]
+                    else:
+                        u = -c2
+                    ap[g, 0] += w2i * u * u
+                    if do_store:
+                        vu[r, s, 1] = u
+                if do_cal:
+                    k = cell_off[g] + np.int64(cf) - cell_lo[g]
+                    cells[k, 0] += wi
+                    pw = wi * d
+                    cells[k, 1] += pw
+                    pw *= d
+                    cells[k, 2] += pw
+                    pw *= d
+                    cells[k, 3] += pw
+                    pw *= d
+                    cells[k, 4] += pw
+                    pw *= d
+                    cells[k, 5] += pw
+                    pw *= d
+                    cells[k, 6] += pw
+        for t in range(nt):
+            g = touched[t]
+            CP[g] += bP[g]
+            CN[g] += bN[g]
+            CT[g] += bT[g]
+            C1[g] += b1[g]
+            C2[g] += b2[g]
+            bP[g] = 0.0
+            bN[g] = 0.0
+            bT[g] = 0.0
+            b1[g] = 0.0
+            b2[g] = 0.0
+            mark[g] = False
+        i = e
+
+
+@_jit
+def row_pass(lo, hi, scores, y, w, weighted, gids, Wtot, flags, ths, theta, cinv, bidx, store,
+             dmeans, cells8, Hf, dphi, dauc, dap):
+    """Rows ``lo:hi`` of every model (``scores`` is models x rows): the Fisher information at
+    the fitted calibration and every paired candidate-vs-baseline term (``bidx`` is the
+    baseline's model index, -1 for none): mean deltas, joint (pred, baseline pred, y) w2 cells
+    per threshold, calibration influence, DeLong placements and AP influence (``store``).
+    ``flags``: log loss, Brier, mean score, calibration, auc pairs, ap pairs.
+    """
+    M = scores.shape[0]
+    S = gids.shape[1]
+    T = ths.shape[0]
+    do_ll, do_br, do_ms, do_cal, do_pv, do_pu = (
+        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5])
+    paired = bidx >= 0
+    vals = np.zeros((M, 3))
+    xs = np.zeros(M)
+    pa = np.zeros(M)
+    pb = np.zeros(M)
+    pred = np.zeros((M, max(T, 1)), dtype=np.int64)
+    for i in range(lo, hi):
+        yi = 1 if y[i] != 0 else 0
+        yf = float(yi)
+        wi = w[i] if weighted else 1.0
+        w2i = wi * wi
+        for m in range(M):
+            p = scores[m, i]
+            if paired and do_ll:
+                q = p if yi else 1.0 - p
+                vals[m, 0] = -math.log(min(max(q, _EPS), 1.0 - _EPS))
+            d = yf - p
+            vals[m, 1] = d * d
+            vals[m, 2] = p
+            for t in range(T):
+                pred[m, t] = 1 if p >= ths[t] else 0
+            if do_cal:
+                xs[m] = _logit(p)
+        for s in range(S):
+            g = gids[i, s]
+            if do_cal:
+                for m in range(M):
+                    x = xs[m]
+                    eta = theta[m, g, 0] + theta[m, g, 1] * x
+                    eta = min(max(eta, -_ETA_CLIP), _ETA_CLIP)
+                    e = math.exp(-eta)
+                    mu = 1.0 / (e + 1.0)
+                    v = e * mu * mu * wi
+                    Hf[m, g, 0] += v
+                    v *= x
+                    Hf[m, g, 1] += v
+                    v *= x
+                    Hf[m, g, 2] += v
+                    if paired:
+                        r = (yf - mu) * Wtot[g]
+                        pa[m] = (cinv[m, g, 1] * x + cinv[m, g, 0]) * r
+                        pb[m] = (cinv[m, g, 2] * x + cinv[m, g, 1]) * r
+            if not paired:
+                continue
+            for m in range(M):
+                if m == bidx:
+                    continue
+                for j in range(3):
+                    if (j == 0 and do_ll) or (j == 1 and do_br) or (j == 2 and do_ms):
+                        d = vals[m, j] - vals[bidx, j]
+                        dmeans[m, g, j, 0] += w2i * d
+                        dmeans[m, g, j, 1] += w2i * d * d
+                for t in range(T):
+                    cells8[m, g, t, pred[m, t] * 4 + pred[bidx, t] * 2 + yi] += w2i
+                if do_cal:
+                    da = pa[m] - pa[bidx]
+                    db = pb[m] - pb[bidx]
+                    dphi[m, g, 0] += w2i * da * da
+                    dphi[m, g, 1] += w2i * db * db
+                if do_pv:
+                    dv = store[m, i, s, 0] - store[bidx, i, s, 0]
+                    t2 = w2i * dv
+                    dauc[m, g, 0] += t2
+                    dauc[m, g, 1] += t2 * dv
+                    if yi:
+                        dauc[m, g, 2] += t2
+                        dauc[m, g, 3] += t2 * dv
+                if do_pu:
+                    du = store[m, i, s, 1] - store[bidx, i, s, 1]
+                    dap[m, g, 0] += w2i * du * du
+                    if yi:
+                        dap[m, g, 1] += w2i * du
