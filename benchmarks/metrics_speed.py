@@ -64,7 +64,7 @@ def make_data(n: int, seed: int = 20261126) -> pd.DataFrame:
     return pd.DataFrame({"label": y, "score_candidate": cand, "score_baseline": base, **cols})
 
 
-def run_engine(df: pd.DataFrame, n_jobs: int, trace: bool = False):
+def run_engine(df: pd.DataFrame, n_jobs: int, trace: bool = False, intervals: bool = True):
     """Time one evaluation; with ``trace`` measure its peak traced memory instead (tracemalloc
     slows numpy's many temporaries down a lot, so the timed run never traces)."""
     if trace:
@@ -72,7 +72,8 @@ def run_engine(df: pd.DataFrame, n_jobs: int, trace: bool = False):
     t0 = time.perf_counter()
     res = evaluate_predictions(
         df, label="label", scores={"candidate": "score_candidate", "baseline": "score_baseline"},
-        slice_columns=list(SLICE_COLUMNS), metrics=METRICS, threshold=THRESHOLD, n_jobs=n_jobs)
+        slice_columns=list(SLICE_COLUMNS), metrics=METRICS, threshold=THRESHOLD, n_jobs=n_jobs,
+        intervals=intervals)
     elapsed = time.perf_counter() - t0
     peak = None
     if trace:

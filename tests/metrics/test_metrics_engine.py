@@ -277,3 +277,39 @@ def test_compiled_batches_and_fallback_give_the_same_numbers(monkeypatch):
     for a, b in zip(whole, split, strict=True):
         bad += _compare_outputs(a, b, 1e-9)
     assert not bad, bad[:10]
+
+
+@pytest.mark.parametrize("compiled_from", [0, 10**12])
+def test_point_estimates_only_keep_every_value_and_drop_every_interval(compiled_from,
+                                                                       monkeypatch):
+    """``intervals=False``: the same values (compiled kernels skip the interval work), and no
+    interval, method or delta interval anywhere."""
+    import pandas as pd
+
+    import mlreg.metrics.engine as engine_mod
+    from mlreg.metrics import evaluate_predictions
+
+    monkeypatch.setattr(engine_mod, "COMPILED_MIN_ROWS", compiled_from)
+
+    y, sa, sb, w, codes = _data(3000, 4, True, True, False, seed=9)
+    groups = np.random.default_rng(9).integers(0, 2, y.shape[0])
+    df = pd.DataFrame({"y": y, "a": sa, "b": sb, "w": w, "c": codes, "g": groups})
+    kw = dict(label="y", scores={"candidate": "a", "baseline": "b"}, weight="w",
+              slice_columns=["c"], group_columns=["g"], bootstrap_replicates=REPS,
+              bootstrap_buckets=NB)
+    full = evaluate_predictions(df, **kw)
+    point = evaluate_predictions(df, intervals=False, **kw)
+    assert point.settings["intervals"] is False
+    for fs, ps in zip(full.slices, point.slices, strict=True):
+        for table in ("metrics", "deltas"):
+            for model, per in getattr(fs, table).items():
+                for key, v in per.items():
+                    pv = getattr(ps, table)[model][key]
+                    assert _close(pv.value, v.value, 1e-9), (table, model, key)
+                    assert math.isnan(pv.lo) and math.isnan(pv.hi) and pv.method is None
+        for gc, gb in ps.groups.items():
+            for per_model in gb.gaps.values():
+                assert all(math.isnan(v.lo) for v in per_model.values())
+            for per_group in gb.groups.values():
+                for per in per_group["metrics"].values():
+                    assert all(math.isnan(v.hi) for v in per.values()), gc

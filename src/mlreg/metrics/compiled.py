@@ -95,8 +95,9 @@ class _Run:
         self.do_ap = "pr_auc" in want
         self.do_cal = "calibration" in want
         self.do_rel = "ece" in want
-        self.do_ece = eng.do_ece and "ece" in want
-        self.store_on = self.bidx >= 0 and (self.do_auc or self.do_ap)
+        self.intervals = eng.settings.intervals
+        self.do_ece = eng.do_ece and "ece" in want and self.intervals
+        self.store_on = self.bidx >= 0 and (self.do_auc or self.do_ap) and self.intervals
         self.sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.scores = None
         self.buckets = (np.ascontiguousarray(eng.buckets, dtype=np.int32) if self.do_ece
@@ -156,8 +157,12 @@ class _Run:
             name = self.models[mi]
             score = self._score(name)
             if name not in self.sorted:
-                perm, ps = _sorted_with_perm(score)
-                self.sorted[name] = (np.ascontiguousarray(perm, dtype=np.int64), ps)
+                if n and score.min() >= 0.0:  # NaN fails this too
+                    perm, keys = KN.radix_argsort(score.view(np.uint64))
+                    ps = keys.view(np.float64)
+                else:
+                    perm, ps = _sorted_with_perm(score)
+                self.sorted[name] = (perm, ps)
             perm, ps = self.sorted[name]
             rng = np.empty((G, 4))
             rng[:, 0::2] = np.inf
@@ -322,8 +327,14 @@ class _Run:
         cfg = self.cfg
         M, n = self.M, self.n
         T = len(cfg.thresholds)
-        if not (self.do_cal or self.bidx >= 0):
-            return {}
+
+        def zeros():
+            return {"dmeans": np.zeros((M, G, 3, 2)), "cells8": np.zeros((M, G, max(T, 1), 8)),
+                    "Hf": np.zeros((M, G, 3)), "dphi": np.zeros((M, G, 2)),
+                    "dauc": np.zeros((M, G, 4)), "dap": np.zeros((M, G, 2))}
+
+        if not self.intervals or not (self.do_cal or self.bidx >= 0):
+            return zeros()
         scores = np.empty((M, n))
         for mi, name in enumerate(self.models):
             scores[mi] = self.eng.scores[name]
@@ -334,9 +345,7 @@ class _Run:
 
         def part(bounds):
             lo, hi = bounds
-            acc = {"dmeans": np.zeros((M, G, 3, 2)), "cells8": np.zeros((M, G, max(T, 1), 8)),
-                   "Hf": np.zeros((M, G, 3)), "dphi": np.zeros((M, G, 2)),
-                   "dauc": np.zeros((M, G, 4)), "dap": np.zeros((M, G, 2))}
+            acc = zeros()
             KN.row_pass(lo, hi, scores, self.y, self.w, self.weighted, gids, Wtot, flags, ths,
                         theta, cinv, self.bidx, store, acc["dmeans"], acc["cells8"], acc["Hf"],
                         acc["dphi"], acc["dauc"], acc["dap"])

@@ -184,6 +184,10 @@ class EngineSettings:
     #: "auto" (compiled kernels from COMPILED_MIN_ROWS rows when numba is installed),
     #: "numba" or "numpy"
     kernel: str = "auto"
+    #: False: point estimates only; the compiled kernels then skip the per-row placements, the
+    #: Fisher/influence pass and the ECE bootstrap sums (the intervals they would give are
+    #: meaningless and callers blank them)
+    intervals: bool = True
 
 
 class ModelData:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -120,6 +121,7 @@ def evaluate_predictions(
     bootstrap_seed: int = 0,
     bootstrap_buckets: int = DEFAULT_BUCKETS,
     n_jobs: int | None = None,
+    intervals: bool = True,
 ) -> EvaluationResult:
     """Evaluate one or more models' predictions on the overall data and on slices.
 
@@ -134,8 +136,10 @@ def evaluate_predictions(
     max-min gap across groups (``group_metrics`` defaults to ``metrics``; only the built-in binary
     metrics are broken down by group, ranking and custom metrics are not). Ranking metrics need
     ``query`` (relevance from ``relevance``, default ``label``). ``id_column`` keys the bootstrap
-    buckets (default: a hash of label and scores). ``n_jobs`` > 1 runs slicings in threads (on a
-    busy two-core machine one thread was as fast and used less memory). Raises
+    buckets (default: a hash of label and scores). ``n_jobs`` > 1 spreads the work over threads
+    (models, row ranges; slicings on the numpy passes). ``intervals=False`` gives point
+    estimates only: every ``lo``/``hi`` is NaN and no interval work is done where the compiled
+    kernels run (for exploration; gates always evaluate with intervals). Raises
     :class:`mlreg.errors.InputError` on bad input; undefined metrics are NaN values with a reason.
     """
     if not isinstance(df, pd.DataFrame):
@@ -203,12 +207,33 @@ def evaluate_predictions(
     n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
 
     with _blas_limit():
-        return _Evaluation(
+        ev = _Evaluation(
             df, n, y, w, score_arrays, baseline, requests, group_requests, tuple(thresholds),
             want, slice_columns, crosses, group_columns, query, relevance, id_column, label,
             weight, score_cols, top_n, traffic, min_size, n_bins, confidence,
             bootstrap_replicates, bootstrap_seed, bootstrap_buckets, n_jobs, threshold,
-        ).run()
+        )
+        ev.intervals = bool(intervals)
+        result = ev.run()
+    if not intervals:
+        _drop_intervals(result)
+    return result
+
+
+def _drop_intervals(result: EvaluationResult) -> None:
+    """Point estimates only: blank every interval (and the method that would have made it)."""
+    nan = float("nan")
+    for sr in result.slices:
+        for table in [sr.metrics, sr.deltas] + [g.gaps for g in sr.groups.values()]:
+            for per_model in table.values():
+                for key, v in per_model.items():
+                    per_model[key] = dataclasses.replace(v, lo=nan, hi=nan, method=None)
+        for g in sr.groups.values():
+            for per_group in g.groups.values():
+                for per_model in per_group.get("metrics", {}).values():
+                    for key, v in per_model.items():
+                        per_model[key] = dataclasses.replace(v, lo=nan, hi=nan, method=None)
+    result.settings["intervals"] = False
 
 
 def _requests(names: Sequence[str], threshold: float) -> list[MetricRequest]:
@@ -272,6 +297,7 @@ class _Evaluation:
         self.warnings: list[str] = []
         self._factorized: dict[str, tuple[np.ndarray, list[Any]]] = {}
         self.engine: Engine | None = None
+        self.intervals = True
         self.buckets = None
         self.reps = None
 
@@ -304,7 +330,7 @@ class _Evaluation:
             settings = EngineSettings(
                 thresholds=self.thresholds, want=self.want, n_bins=self.n_bins,
                 confidence=self.confidence, replicates=self.replicates, seed=self.seed,
-                n_buckets=self.n_buckets)
+                n_buckets=self.n_buckets, intervals=self.intervals)
             eng = Engine(self.y, self.w, self.scores, self.baseline, settings, self.buckets)
             self.engine = eng
             gwant = frozenset(_KERNEL[r.name] for r in self.group_requests if r.name in _KERNEL)

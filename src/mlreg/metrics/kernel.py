@@ -356,3 +356,61 @@ def row_pass(lo, hi, scores, y, w, weighted, gids, Wtot, flags, ths, theta, cinv
                     dap[m, g, 0] += w2i * du * du
                     if yi:
                         dap[m, g, 1] += w2i * du
+
+
+@_jit
+def radix_argsort(bits):
+    """Stable ascending order of non-negative float64 scores given as their uint64 bits
+    (``-0.0`` counts as ``0.0``): LSD radix sort on 8-bit digits, skipping the digits every
+    key shares (the exponent bits of scores in [0, 1] mostly). Returns ``(perm, sorted_bits)``
+    with ``perm`` uint32 (fewer than 2**32 rows)."""
+    n = bits.shape[0]
+    hist = np.zeros((8, 256), dtype=np.int64)
+    neg0 = np.uint64(0x8000000000000000)
+    for i in range(n):
+        k = bits[i]
+        if k == neg0:
+            k = np.uint64(0)
+        for d in range(8):
+            hist[d, (k >> np.uint64(8 * d)) & np.uint64(255)] += 1
+    ka = np.empty(n, dtype=np.uint64)
+    kb = np.empty(n, dtype=np.uint64)
+    ia = np.empty(n, dtype=np.uint32)
+    ib = np.empty(n, dtype=np.uint32)
+    first = True
+    off = np.empty(256, dtype=np.int64)
+    for d in range(8):
+        if np.max(hist[d]) == n:  # one value for this digit: order unchanged
+            continue
+        total = 0
+        for b in range(256):
+            off[b] = total
+            total += hist[d, b]
+        shift = np.uint64(8 * d)
+        if first:
+            for i in range(n):
+                k = bits[i]
+                if k == neg0:
+                    k = np.uint64(0)
+                b = (k >> shift) & np.uint64(255)
+                pos = off[b]
+                off[b] = pos + 1
+                kb[pos] = k
+                ib[pos] = np.uint32(i)
+            first = False
+        else:
+            for i in range(n):
+                k = ka[i]
+                b = (k >> shift) & np.uint64(255)
+                pos = off[b]
+                off[b] = pos + 1
+                kb[pos] = k
+                ib[pos] = ia[i]
+        ka, kb = kb, ka
+        ia, ib = ib, ia
+    if first:  # every score equal
+        for i in range(n):
+            k = bits[i]
+            ka[i] = np.uint64(0) if k == neg0 else k
+            ia[i] = np.uint32(i)
+    return ia, ka
