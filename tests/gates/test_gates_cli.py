@@ -190,6 +190,25 @@ def test_evaluate_json_with_two_models_gives_paired_deltas(predictions: Path, ru
     assert "paired delta score - old" in text and "model 'old' (baseline)" in text
 
 
+def test_evaluate_point_estimates_only(predictions: Path, run_cli) -> None:
+    args = ["--score", "score", "--baseline", "old", "--metric", "auc", "--slice", "device"]
+    full = json.loads(run_cli("evaluate", str(predictions), *args, "--json").out)
+    res = run_cli("evaluate", str(predictions), *args, "--json", "--no-intervals",
+                  "--jobs", "2")
+    assert res.code == 0, res
+    point = json.loads(res.out)
+    for fs, ps in zip(full["slices"], point["slices"], strict=True):
+        f, p = fs["metrics"]["score"]["auc"], ps["metrics"]["score"]["auc"]
+        assert p["value"] == pytest.approx(f["value"], abs=1e-12)
+        assert p["lo"] is None or p["lo"] != p["lo"]  # NaN (JSON null)
+        assert ps["deltas"]["score"]["auc"]["value"] == pytest.approx(
+            fs["deltas"]["score"]["auc"]["value"], abs=1e-12)
+    text = run_cli("evaluate", str(predictions), *args, "--no-intervals").out
+    assert "point estimates only" in text and "[" not in text.split("\n", 2)[2]
+    bad = run_cli("evaluate", str(predictions), *args, "--no-intervals", "--engine", "stream")
+    assert bad.code == 2 and "in-memory engine only" in bad.err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--score", "nope"], "score column 'nope' is not in the predictions"),
     (["--metric", "aucc"], "unknown metric 'aucc'"),

@@ -44,6 +44,10 @@ __all__ = ["evaluate_cmd", "gate_cmd", "resolve_promotion"]
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default=None,
               help="File format (default: from the file name).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--no-intervals", "point_only", is_flag=True,
+              help="Point estimates only (faster; no intervals, no interval-based deltas).")
+@click.option("--jobs", "n_jobs", default=None, type=click.IntRange(1, 256), metavar="N",
+              help="Threads for the in-memory engine (default: the cores, at most 4).")
 @engine_option
 @cells_option
 @click.option("--emit-sql", is_flag=True,
@@ -59,7 +63,7 @@ def evaluate_cmd(predictions: str | None, label: str, scores: tuple[str, ...],
                  baseline: str | None, weight: str | None, slices: tuple[str, ...],
                  crosses: tuple[str, ...], groups: tuple[str, ...], query: str | None,
                  metrics: tuple[str, ...], threshold: float, fmt: str | None, as_json: bool,
-                 engine: str | None, cells: str | None, emit_sql: bool, dialect: str,
+                 point_only: bool, n_jobs: int | None, engine: str | None, cells: str | None, emit_sql: bool, dialect: str,
                  table_name: str | None, buckets: float | None) -> None:
     """Compute slice metrics with 95% intervals from PREDICTIONS (Parquet or CSV, a local file
     or a store URI such as s3://bucket/preds.parquet). No registry needed.
@@ -75,6 +79,9 @@ def evaluate_cmd(predictions: str | None, label: str, scores: tuple[str, ...],
 
     columns = list(dict.fromkeys([*(scores or ("score",)), *([baseline] if baseline else [])]))
     if emit_sql or cells or (engine or "memory") != "memory":
+        if point_only or n_jobs is not None:
+            raise click.UsageError("--no-intervals and --jobs apply to the in-memory engine "
+                                   "only (leave out --engine, --cells and --emit-sql)")
         from mlreg.scale.cli import scaled_evaluate
 
         result = scaled_evaluate(
@@ -94,7 +101,7 @@ def evaluate_cmd(predictions: str | None, label: str, scores: tuple[str, ...],
             frame, label=label, scores=columns, baseline=baseline, weight=weight,
             slice_columns=list(slices), crosses=[tuple(c.split(",")) for c in crosses],
             group_columns=list(groups), query=query, metrics=list(metrics) or None,
-            threshold=threshold)
+            threshold=threshold, n_jobs=n_jobs, intervals=not point_only)
     if as_json:
         click.echo(to_json({"predictions": predictions, **result.to_dict()}))
         return
@@ -114,8 +121,10 @@ def _cell(m: Any) -> str:
 
 def _evaluate_text(predictions: str, res: Any) -> str:
     settings = res.settings
+    kind = (f"{settings.get('confidence', 0.95):.0%} intervals"
+            if settings.get("intervals", True) else "point estimates only")
     out = [f"{predictions}: {res.n:,} rows, threshold {settings.get('threshold', 0.5):g}, "
-           f"{settings.get('confidence', 0.95):.0%} intervals"]
+           f"{kind}"]
     metrics = [m for m in res.metrics if m not in ("count", "weight")]
     for model in res.models:
         out += ["", f"model {model!r}" + (" (baseline)" if model == res.baseline else "")]

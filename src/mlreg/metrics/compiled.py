@@ -351,8 +351,9 @@ class _Run:
                         acc["dphi"], acc["dauc"], acc["dap"])
             return acc
 
-        step = max(_ROW_CHUNK, -(-n // self.n_jobs))
-        parts = self._map(part, [(a, min(a + step, n)) for a in range(0, max(n, 1), step)])
+        # fixed row ranges, summed in order: the same numbers for any number of threads
+        parts = self._map(part, [(a, min(a + _ROW_CHUNK, n))
+                                 for a in range(0, max(n, 1), _ROW_CHUNK)])
         total = parts[0]
         for p in parts[1:]:
             for k, v in p.items():

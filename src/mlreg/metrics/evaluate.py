@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -136,8 +137,9 @@ def evaluate_predictions(
     max-min gap across groups (``group_metrics`` defaults to ``metrics``; only the built-in binary
     metrics are broken down by group, ranking and custom metrics are not). Ranking metrics need
     ``query`` (relevance from ``relevance``, default ``label``). ``id_column`` keys the bootstrap
-    buckets (default: a hash of label and scores). ``n_jobs`` > 1 spreads the work over threads
-    (models, row ranges; slicings on the numpy passes). ``intervals=False`` gives point
+    buckets (default: a hash of label and scores). ``n_jobs`` threads (default: the machine's
+    cores, at most 4) share the work: models and fixed row ranges on the compiled kernels,
+    slicings on the numpy passes; the numbers do not depend on it. ``intervals=False`` gives point
     estimates only: every ``lo``/``hi`` is NaN and no interval work is done where the compiled
     kernels run (for exploration; gates always evaluate with intervals). Raises
     :class:`mlreg.errors.InputError` on bad input; undefined metrics are NaN values with a reason.
@@ -204,7 +206,7 @@ def evaluate_predictions(
     if n >= 2**32:
         raise InputError("evaluate_predictions handles fewer than 2**32 rows")
     want = frozenset(_KERNEL[r.name] for r in requests + group_requests if r.name in _KERNEL)
-    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
+    n_jobs = min(os.cpu_count() or 1, 4) if n_jobs is None else max(1, int(n_jobs))
 
     with _blas_limit():
         ev = _Evaluation(
