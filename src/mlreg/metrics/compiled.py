@@ -48,6 +48,7 @@ __all__ = ["run_compiled", "STORE_BUDGET"]
 STORE_BUDGET = 1280 * 2**20
 _ROW_CHUNK = 1 << 20
 _SORTED_CHUNK = 1 << 18
+_ECE_CHUNK = 1 << 22
 
 
 def _rows_view(a: np.ndarray) -> np.ndarray:
@@ -100,6 +101,7 @@ class _Run:
         self.store_on = self.bidx >= 0 and (self.do_auc or self.do_ap) and self.intervals
         self.sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.scores = None
+        self.bucket_order = None
         self.buckets = (np.ascontiguousarray(eng.buckets, dtype=np.int32) if self.do_ece
                         else np.zeros(1, dtype=np.int32))
 
@@ -183,35 +185,41 @@ class _Run:
                 cell_off = np.zeros(G + 1, dtype=np.int64)
                 cells = np.zeros((1, 7))
             cfg = self.cfg
-            nb, NB, T = cfg.n_bins, cfg.n_buckets, len(cfg.thresholds)
+            nb, T = cfg.n_bins, len(cfg.thresholds)
             sums = {"auc": np.zeros((G, 4)), "auc_num": np.zeros(G), "ap": np.zeros((G, 2)),
                     "ap_num": np.zeros(G), "means": np.zeros((G, 3, 3)),
-                    "rel": np.zeros((G, nb, 4)),
-                    "eceS": np.zeros(G * nb * NB if self.do_ece else 1),
-                    "eceWB": np.zeros(G * NB if self.do_ece else 1),
-                    "tcells": np.zeros((G, max(T, 1), 3, 4))}
+                    "rel": np.zeros((G, nb, 4)), "tcells": np.zeros((G, max(T, 1), 3, 4))}
+            do_ll = "log_loss" in self.want
             flags = np.array([self.do_auc, self.do_ap, self.do_cal] + [
-                m in self.want for m in _MEANS] + [self.do_rel, self.do_ece], dtype=np.bool_)
+                m in self.want for m in _MEANS] + [self.do_rel], dtype=np.bool_)
             ths = np.array(cfg.thresholds, dtype=np.float64)
             state = KN.new_state(G)
             gv = _rows_view(gids)
             sv = _rows_view(store[mi]) if self.store_on else None
+            dummy = np.zeros(1)
             a = 0
             while a < n:
                 e = min(a + _SORTED_CHUNK, n)
                 if e < n:  # never split a block of tied scores
                     e = int(np.searchsorted(ps, ps[e - 1], side="right"))
                 pr = perm[a:e]
+                pc = ps[a:e]
                 gs = np.take(gv, pr).view(np.int32).reshape(e - a, S)
                 ys = np.take(self.y, pr)
                 ws = np.take(self.w, pr) if self.weighted else self.w
-                bs = np.take(self.buckets, pr) if self.do_ece else self.buckets
+                # logs in numpy (vectorised), per row of the chunk
+                xs = B.logit(pc) if self.do_cal else dummy
+                lp1 = lp0 = dummy
+                if do_ll:
+                    lp1 = np.log(np.clip(pc, B.EPS, 1.0 - B.EPS))
+                    np.negative(lp1, out=lp1)
+                    lp0 = np.log(np.clip(1.0 - pc, B.EPS, 1.0 - B.EPS))
+                    np.negative(lp0, out=lp0)
                 vu = np.empty((e - a, S, 2)) if self.store_on else np.zeros((1, 1, 2))
-                KN.sorted_pass(ps[a:e], ys, ws, self.weighted, gs, bs, Wpos, Wneg, Wtot, flags,
-                               ths, nb, NB, cell_off, lo, cells, state, vu, self.store_on,
+                KN.sorted_pass(pc, xs, lp1, lp0, ys, ws, self.weighted, gs, Wpos, Wneg, Wtot,
+                               flags, ths, nb, cell_off, lo, cells, state, vu, self.store_on,
                                sums["auc"], sums["auc_num"], sums["ap"], sums["ap_num"],
-                               sums["means"], sums["rel"], sums["eceS"], sums["eceWB"],
-                               sums["tcells"])
+                               sums["means"], sums["rel"], sums["tcells"])
                 if sv is not None:
                     np.put(sv, pr, _rows_view(vu))
                 a = e
@@ -219,6 +227,7 @@ class _Run:
             per_model[mi] = sums
 
         self._map(phase1, range(M))
+        ece = self._ece(gids, G) if self.do_ece else None
         # calibration fits, overall slicing first (its fit warm-starts the others)
         fits = [[None] * M for _ in range(S)]
         theta = np.zeros((M, G, 2))
@@ -239,7 +248,8 @@ class _Run:
                         if fits[s][mi]["good"][0]:
                             warm[name] = th.copy()
         sums = self._rows(gids, G, Wtot, theta, cinv, store)
-        return [self._finish(slicings[s], stats[s], offs[s], Ks[s], per_model, sums, fits[s])
+        return [self._finish(slicings[s], stats[s], offs[s], Ks[s], per_model, sums, fits[s],
+                             ece)
                 for s in range(S)]
 
     # ------------------------------------------------------------------ helpers
@@ -323,6 +333,39 @@ class _Run:
         good = np.array([r is None for r in reasons])
         return {"theta": theta, "cinv": cinv, "good": good, "reasons": reasons}
 
+    def _scores(self) -> np.ndarray:
+        """Every model's scores as one (models x rows) array."""
+        if self.scores is None:
+            self.scores = np.empty((self.M, self.n))
+            for mi, name in enumerate(self.models):
+                self.scores[mi] = self.eng.scores[name]
+        return self.scores
+
+    def _ece(self, gids, G) -> tuple[np.ndarray, np.ndarray]:
+        """ECE bootstrap sums (models x buckets x slices x bins), rows visited by bucket."""
+        cfg = self.cfg
+        M, n, nb, NB = self.M, self.n, cfg.n_bins, cfg.n_buckets
+        if self.bucket_order is None:
+            self.bucket_order = np.argsort(self.buckets, kind="stable").astype(np.uint32)
+        order, scores = self.bucket_order, self._scores()
+
+        def part(bounds):
+            a, e = bounds
+            S_ = np.zeros((M, NB, G, nb))
+            WB = np.zeros((M, NB, G))
+            KN.ece_pass(order[a:e], scores, self.y, self.w, self.weighted, self.buckets, gids,
+                        nb, S_, WB)
+            return S_, WB
+
+        # fixed ranges summed in order: the same numbers for any number of threads
+        step = _ECE_CHUNK
+        parts = self._map(part, [(a, min(a + step, n)) for a in range(0, max(n, 1), step)])
+        S_, WB = parts[0]
+        for s2, w2 in parts[1:]:
+            S_ += s2
+            WB += w2
+        return S_, WB
+
     def _rows(self, gids, G, Wtot, theta, cinv, store) -> dict:
         cfg = self.cfg
         M, n = self.M, self.n
@@ -335,9 +378,7 @@ class _Run:
 
         if not self.intervals or not (self.do_cal or self.bidx >= 0):
             return zeros()
-        scores = np.empty((M, n))
-        for mi, name in enumerate(self.models):
-            scores[mi] = self.eng.scores[name]
+        scores = self._scores()
         flags = np.array([m in self.want for m in _MEANS] + [
             self.do_cal, self.store_on and self.do_auc, self.store_on and self.do_ap],
             dtype=np.bool_)
@@ -360,11 +401,10 @@ class _Run:
                 total[k] += v
         return total
 
-    def _finish(self, slicing, st, off, K, per_model, sums, fits) -> SlicingOutput:
+    def _finish(self, slicing, st, off, K, per_model, sums, fits, ece) -> SlicingOutput:
         eng = self.eng
         cfg = self.cfg
         sl = slice(off, off + K)
-        nb, NB = cfg.n_bins, cfg.n_buckets
         T = len(cfg.thresholds)
         names = sorted(range(self.M), key=lambda mi: mi != self.bidx)
         outputs: dict[str, ModelOutput] = {}
@@ -389,9 +429,9 @@ class _Run:
                 if T:
                     acc["cells8"] = sums["cells8"][mi, sl, :T]
             reps = None
-            if self.do_ece:
-                S_ = pm["eceS"][off * nb * NB:(off + K) * nb * NB].reshape(K, nb, NB)
-                WB = pm["eceWB"][off * NB:(off + K) * NB].reshape(K, NB)
+            if ece is not None:
+                S_ = np.ascontiguousarray(ece[0][mi, :, off:off + K, :].transpose(1, 2, 0))
+                WB = np.ascontiguousarray(ece[1][mi, :, off:off + K].T)
                 reps = eng._ece_reps_dense(S_, WB)
             out = ModelOutput()
             eng._finish_counts(out, st)

@@ -31,7 +31,7 @@ try:  # pragma: no cover - exercised by whichever of the two is installed
 except ImportError:  # pragma: no cover
     numba = None
 
-__all__ = ["AVAILABLE", "ranges_pass", "sorted_pass", "row_pass", "new_state",
+__all__ = ["AVAILABLE", "ranges_pass", "sorted_pass", "row_pass", "ece_pass", "new_state",
            "CELLS_PER_UNIT"]
 
 AVAILABLE = numba is not None
@@ -40,10 +40,12 @@ _EPS = float(np.finfo(np.float64).eps)
 _ETA_CLIP = 700.0
 
 
-def _jit(fn):
+def _jit(fn=None, **kw):
+    if fn is None:
+        return lambda f: _jit(f, **kw)
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    return numba.njit(cache=True, nogil=True, error_model="numpy", **kw)(fn)
 
 
 @_jit
@@ -88,27 +90,27 @@ def new_state(G: int) -> np.ndarray:
 
 
 @_jit
-def sorted_pass(ps, y, w, weighted, gids, bk, Wpos, Wneg, Wtot, flags, ths, nb, NB, cell_off,
-                cell_lo, cells, state, vu, do_store, auc, auc_num, ap, ap_num, means, rel,
-                eceS, eceWB, tcells):
-    """Walk a chunk of a model's rows in ascending score order (``ps`` sorted scores; ``y``,
-    ``w``, ``gids`` already gathered into that order; the chunk ends at a tie-block end).
+def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags, ths, nb,
+                cell_off, cell_lo, cells, state, vu, do_store, auc, auc_num, ap, ap_num, means,
+                rel, tcells):
+    """Walk a chunk of a model's rows in ascending score order (``ps`` sorted scores, ``xs``
+    their logits, ``lp1``/``lp0`` their log losses for y = 1 / 0; ``y``, ``w``, ``gids``
+    already gathered into that order; the chunk ends at a tie-block end).
 
     Fills ``auc`` (sum w2 V, sum w2 V^2, the same over positives), ``auc_num`` (sum over
     positives of w V), ``ap`` (sum w2 u^2, sum over positives of w2 u), ``ap_num`` (sum over
     positives of w * precision), the calibration cells and, with ``do_store``, ``vu[r, s] =
     (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
-    (log loss, Brier, score), reliability bins, ECE bootstrap sums (in score order the bin
-    changes rarely, so these updates stay in cache) and the confusion cells (n, w, w2) at each
-    threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability, ECE.
-    Reading and writing only sequentially keeps the walk from stalling on cache misses.
+    (log loss, Brier, score), reliability bins and the confusion cells (n, w, w2) at each
+    threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability.
+    Reading and writing only sequentially keeps the walk from stalling on cache misses; a row
+    without ties (the usual case) skips the tie-block bookkeeping.
     """
     n = ps.shape[0]
     S = gids.shape[1]
     T = ths.shape[0]
-    do_auc, do_ap, do_cal, do_ll, do_br, do_ms, do_rel, do_ece = (
-        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], flags[6], flags[7])
-    pred = np.zeros(max(T, 1), dtype=np.int64)
+    do_auc, do_ap, do_cal, do_ll, do_br, do_ms, do_rel = (
+        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], flags[6])
     CP = state[0]
     CN = state[1]
     CT = state[2]
@@ -127,91 +129,84 @@ def sorted_pass(ps, y, w, weighted, gids, bk, Wpos, Wneg, Wtot, flags, ths, nb, 
     i = 0
     while i < n:
         p = ps[i]
-        e = i + 1
-        while e < n and ps[e] == p:
-            e += 1
-        # a block of tied scores [i, e): first its sums per slice
+        single = i + 1 == n or ps[i + 1] != p
         nt = 0
-        for r in range(i, e):
-            yi = y[r] != 0
-            wi = w[r] if weighted else 1.0
+        if single:
+            # a row without ties (the usual case): its block sums are its own values
+            e = i + 1
+            yi = y[i] != 0
+            wi = w[i] if weighted else 1.0
             for s in range(S):
-                g = gids[r, s]
-                if not mark[g]:
-                    mark[g] = True
-                    if nt == touched.shape[0]:
-                        bigger = np.empty(2 * nt, dtype=np.int64)
-                        bigger[:nt] = touched
-                        touched = bigger
-                    touched[nt] = g
-                    nt += 1
-                    if do_ap:
-                        nge = Wtot[g] - CT[g]
-                        if nge > 0:
-                            ns[g] = nge
-                            prec[g] = (Wpos[g] - CP[g]) / nge
-                        else:
-                            ns[g] = 1.0
-                            prec[g] = 0.0
+                g = gids[i, s]
+                if do_ap:
+                    nge = Wtot[g] - CT[g]
+                    if nge > 0:
+                        ns[g] = nge
+                        prec[g] = (Wpos[g] - CP[g]) / nge
+                    else:
+                        ns[g] = 1.0
+                        prec[g] = 0.0
                 if yi:
-                    bP[g] += wi
+                    bP[g] = wi
                     if do_ap:
                         q1 = wi / ns[g]
-                        b1[g] += q1
-                        b2[g] += q1 * prec[g]
+                        b1[g] = q1
+                        b2[g] = q1 * prec[g]
                 else:
-                    bN[g] += wi
-                bT[g] += wi
-        # then every row's placement and influence
-        x = _logit(p) if do_cal else 0.0
+                    bN[g] = wi
+                bT[g] = wi
+        else:
+            e = i + 1
+            while e < n and ps[e] == p:
+                e += 1
+            # a block of tied scores [i, e): first its sums per slice
+            for r in range(i, e):
+                yi = y[r] != 0
+                wi = w[r] if weighted else 1.0
+                for s in range(S):
+                    g = gids[r, s]
+                    if not mark[g]:
+                        mark[g] = True
+                        if nt == touched.shape[0]:
+                            bigger = np.empty(2 * nt, dtype=np.int64)
+                            bigger[:nt] = touched
+                            touched = bigger
+                        touched[nt] = g
+                        nt += 1
+                        if do_ap:
+                            nge = Wtot[g] - CT[g]
+                            if nge > 0:
+                                ns[g] = nge
+                                prec[g] = (Wpos[g] - CP[g]) / nge
+                            else:
+                                ns[g] = 1.0
+                                prec[g] = 0.0
+                    if yi:
+                        bP[g] += wi
+                        if do_ap:
+                            q1 = wi / ns[g]
+                            b1[g] += q1
+                            b2[g] += q1 * prec[g]
+                    else:
+                        bN[g] += wi
+                    bT[g] += wi
+        # then every row's placement, influence and sums
+        x = xs[i] if do_cal else 0.0
         cf = math.floor(x * 64.0)
         d = x - (cf + 0.5) / 64.0
         bn = np.int64(p * nb)
         if bn > nb - 1:
             bn = nb - 1
-        for t in range(T):
-            pred[t] = 1 if p >= ths[t] else 0
-        lp1 = 0.0
-        lp0 = 0.0
-        if do_ll:
-            lp1 = -math.log(min(max(p, _EPS), 1.0 - _EPS))
-            lp0 = -math.log(min(max(1.0 - p, _EPS), 1.0 - _EPS))
         for r in range(i, e):
             yi = y[r] != 0
             wi = w[r] if weighted else 1.0
             w2i = wi * wi
             yf = 1.0 if yi else 0.0
-            ll = lp1 if yi else lp0
+            ll = (lp1[r] if yi else lp0[r]) if do_ll else 0.0
             db = yf - p
             br = db * db
-            bkr = bk[r] if do_ece else 0
             for s in range(S):
                 g = gids[r, s]
-                if do_ll:
-                    means[g, 0, 0] += wi * ll
-                    means[g, 0, 1] += w2i * ll
-                    means[g, 0, 2] += w2i * ll * ll
-                if do_br:
-                    means[g, 1, 0] += wi * br
-                    means[g, 1, 1] += w2i * br
-                    means[g, 1, 2] += w2i * br * br
-                if do_ms:
-                    means[g, 2, 0] += wi * p
-                    means[g, 2, 1] += w2i * p
-                    means[g, 2, 2] += w2i * p * p
-                if do_rel:
-                    rel[g, bn, 0] += 1.0
-                    rel[g, bn, 1] += wi
-                    rel[g, bn, 2] += wi * p
-                    rel[g, bn, 3] += wi * yf
-                    if do_ece:
-                        eceS[(g * nb + bn) * NB + bkr] += wi * db
-                        eceWB[g * NB + bkr] += wi
-                for t in range(T):
-                    c = pred[t] * 2 + (1 if yi else 0)
-                    tcells[g, t, 0, c] += 1.0
-                    tcells[g, t, 1, c] += wi
-                    tcells[g, t, 2, c] += w2i
                 if do_auc:
                     if yi:
                         den = Wneg[g]
@@ -254,20 +249,80 @@ def sorted_pass(ps, y, w, weighted, gids, bk, Wpos, Wneg, Wtot, flags, ths, nb, 
                     cells[k, 5] += pw
                     pw *= d
                     cells[k, 6] += pw
-        for t in range(nt):
-            g = touched[t]
-            CP[g] += bP[g]
-            CN[g] += bN[g]
-            CT[g] += bT[g]
-            C1[g] += b1[g]
-            C2[g] += b2[g]
-            bP[g] = 0.0
-            bN[g] = 0.0
-            bT[g] = 0.0
-            b1[g] = 0.0
-            b2[g] = 0.0
-            mark[g] = False
+                if do_ll:
+                    means[g, 0, 0] += wi * ll
+                    means[g, 0, 1] += w2i * ll
+                    means[g, 0, 2] += w2i * ll * ll
+                if do_br:
+                    means[g, 1, 0] += wi * br
+                    means[g, 1, 1] += w2i * br
+                    means[g, 1, 2] += w2i * br * br
+                if do_ms:
+                    means[g, 2, 0] += wi * p
+                    means[g, 2, 1] += w2i * p
+                    means[g, 2, 2] += w2i * p * p
+                if do_rel:
+                    rel[g, bn, 0] += 1.0
+                    rel[g, bn, 1] += wi
+                    rel[g, bn, 2] += wi * p
+                    rel[g, bn, 3] += wi * yf
+                for t in range(T):
+                    c = (2 if p >= ths[t] else 0) + (1 if yi else 0)
+                    tcells[g, t, 0, c] += 1.0
+                    tcells[g, t, 1, c] += wi
+                    tcells[g, t, 2, c] += w2i
+        if single:
+            for s in range(S):
+                g = gids[i, s]
+                CP[g] += bP[g]
+                CN[g] += bN[g]
+                CT[g] += bT[g]
+                C1[g] += b1[g]
+                C2[g] += b2[g]
+                bP[g] = 0.0
+                bN[g] = 0.0
+                bT[g] = 0.0
+                b1[g] = 0.0
+                b2[g] = 0.0
+        else:
+            for t in range(nt):
+                g = touched[t]
+                CP[g] += bP[g]
+                CN[g] += bN[g]
+                CT[g] += bT[g]
+                C1[g] += b1[g]
+                C2[g] += b2[g]
+                bP[g] = 0.0
+                bN[g] = 0.0
+                bT[g] = 0.0
+                b1[g] = 0.0
+                b2[g] = 0.0
+                mark[g] = False
         i = e
+
+
+@_jit
+def ece_pass(order, scores, y, w, weighted, buckets, gids, nb, eceS, eceWB):
+    """The ECE bootstrap sums of every model, visiting rows ``order`` (sorted by bootstrap
+    bucket, so each bucket's sums stay in cache): ``eceS[m, bucket, g, bin] += w (y - p)`` and
+    ``eceWB[m, bucket, g] += w``."""
+    M = scores.shape[0]
+    S = gids.shape[1]
+    for j in range(order.shape[0]):
+        i = order[j]
+        bk = buckets[i]
+        wi = w[i] if weighted else 1.0
+        yf = 1.0 if y[i] != 0 else 0.0
+        for m in range(M):
+            p = scores[m, i]
+            bn = np.int64(p * nb)
+            if bn > nb - 1:
+                bn = nb - 1
+            r = wi * (yf - p)
+            for s in range(S):
+                g = gids[i, s]
+                eceS[m, bk, g, bn] += r
+                eceWB[m, bk, g] += wi
 
 
 @_jit
