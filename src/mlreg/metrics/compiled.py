@@ -46,9 +46,9 @@ __all__ = ["run_compiled", "STORE_BUDGET"]
 
 #: bytes of per-row placements (two float64 per row, slicing and model) held at once
 STORE_BUDGET = 1280 * 2**20
-_ROW_CHUNK = 1 << 20
 _SORTED_CHUNK = 1 << 18
-_ECE_CHUNK = 1 << 22
+_CHUNK = 1 << 18
+_ECE_PART = 1 << 22
 
 
 def _rows_view(a: np.ndarray) -> np.ndarray:
@@ -195,7 +195,6 @@ class _Run:
             ths = np.array(cfg.thresholds, dtype=np.float64)
             state = KN.new_state(G)
             gv = _rows_view(gids)
-            sv = _rows_view(store[mi]) if self.store_on else None
             dummy = np.zeros(1)
             a = 0
             while a < n:
@@ -215,13 +214,11 @@ class _Run:
                     np.negative(lp1, out=lp1)
                     lp0 = np.log(np.clip(1.0 - pc, B.EPS, 1.0 - B.EPS))
                     np.negative(lp0, out=lp0)
-                vu = np.empty((e - a, S, 2)) if self.store_on else np.zeros((1, 1, 2))
+                vu = store[mi, a:e] if self.store_on else store[mi]
                 KN.sorted_pass(pc, xs, lp1, lp0, ys, ws, self.weighted, gs, Wpos, Wneg, Wtot,
                                flags, ths, nb, cell_off, lo, cells, state, vu, self.store_on,
                                sums["auc"], sums["auc_num"], sums["ap"], sums["ap_num"],
                                sums["means"], sums["rel"], sums["tcells"])
-                if sv is not None:
-                    np.put(sv, pr, _rows_view(vu))
                 a = e
             sums.update(rng=rng, swyx=swyx, cell_off=cell_off, lo=lo, cells=cells)
             per_model[mi] = sums
@@ -342,24 +339,33 @@ class _Run:
         return self.scores
 
     def _ece(self, gids, G) -> tuple[np.ndarray, np.ndarray]:
-        """ECE bootstrap sums (models x buckets x slices x bins), rows visited by bucket."""
+        """ECE bootstrap sums (models x buckets x slices x bins): rows gathered chunk by chunk
+        in bootstrap-bucket order, so each bucket's sums stay in cache."""
         cfg = self.cfg
         M, n, nb, NB = self.M, self.n, cfg.n_bins, cfg.n_buckets
         if self.bucket_order is None:
-            self.bucket_order = np.argsort(self.buckets, kind="stable").astype(np.uint32)
+            self.bucket_order = np.argsort(self.buckets, kind="stable")
         order, scores = self.bucket_order, self._scores()
+        gv = _rows_view(gids)
+        S = gids.shape[1]
 
         def part(bounds):
-            a, e = bounds
+            a0, e0 = bounds
             S_ = np.zeros((M, NB, G, nb))
             WB = np.zeros((M, NB, G))
-            KN.ece_pass(order[a:e], scores, self.y, self.w, self.weighted, self.buckets, gids,
-                        nb, S_, WB)
+            for a in range(a0, e0, _CHUNK):
+                e = min(a + _CHUNK, e0)
+                rows = order[a:e]
+                P = np.take(scores, rows, axis=1)
+                ws = np.take(self.w, rows) if self.weighted else self.w
+                gs = np.take(gv, rows).view(np.int32).reshape(e - a, S)
+                KN.ece_pass(np.take(self.buckets, rows), P, np.take(self.y, rows), ws,
+                            self.weighted, gs, nb, S_, WB)
             return S_, WB
 
         # fixed ranges summed in order: the same numbers for any number of threads
-        step = _ECE_CHUNK
-        parts = self._map(part, [(a, min(a + step, n)) for a in range(0, max(n, 1), step)])
+        parts = self._map(part, [(a, min(a + _ECE_PART, n))
+                                 for a in range(0, max(n, 1), _ECE_PART)])
         S_, WB = parts[0]
         for s2, w2 in parts[1:]:
             S_ += s2
@@ -367,9 +373,13 @@ class _Run:
         return S_, WB
 
     def _rows(self, gids, G, Wtot, theta, cinv, store) -> dict:
+        """The Fisher information and every paired term. With a baseline, rows are visited in
+        the baseline's score order: its placements (``store``, written in that order by its
+        walk) are read in sequence and every other model's are gathered once per row."""
         cfg = self.cfg
         M, n = self.M, self.n
         T = len(cfg.thresholds)
+        S = gids.shape[1]
 
         def zeros():
             return {"dmeans": np.zeros((M, G, 3, 2)), "cells8": np.zeros((M, G, max(T, 1), 8)),
@@ -379,22 +389,65 @@ class _Run:
         if not self.intervals or not (self.do_cal or self.bidx >= 0):
             return zeros()
         scores = self._scores()
+        b = self.bidx
+        order = None
+        comp = {}
+        if b >= 0:
+            order, ps_b = self.sorted[self.models[b]]
+            for mi, name in enumerate(self.models):
+                if mi != b:
+                    perm = self.sorted[name][0]
+                    inv = np.empty(n, dtype=np.uint32)
+                    inv[perm] = np.arange(n, dtype=np.uint32)
+                    comp[mi] = np.take(inv, order)  # position in model mi's order
+        store_v = [_rows_view(store[mi]) for mi in range(M)] if self.store_on else None
+        gv = _rows_view(gids)
         flags = np.array([m in self.want for m in _MEANS] + [
             self.do_cal, self.store_on and self.do_auc, self.store_on and self.do_ap],
             dtype=np.bool_)
         ths = np.array(cfg.thresholds, dtype=np.float64)
+        do_ll = "log_loss" in self.want
+        dummy = np.zeros((M, 1))
 
         def part(bounds):
-            lo, hi = bounds
+            a, e = bounds
             acc = zeros()
-            KN.row_pass(lo, hi, scores, self.y, self.w, self.weighted, gids, Wtot, flags, ths,
-                        theta, cinv, self.bidx, store, acc["dmeans"], acc["cells8"], acc["Hf"],
-                        acc["dphi"], acc["dauc"], acc["dap"])
+            if order is None:
+                ys, gs, P = self.y[a:e], gids[a:e], scores[:, a:e]
+                ws = self.w[a:e] if self.weighted else self.w
+            else:
+                rows = order[a:e]
+                ys = np.take(self.y, rows)
+                ws = np.take(self.w, rows) if self.weighted else self.w
+                gs = np.take(gv, rows).view(np.int32).reshape(e - a, S)
+                P = np.empty((M, e - a))
+                for mi in range(M):
+                    P[mi] = ps_b[a:e] if mi == b else np.take(scores[mi], rows)
+            X = B.logit(P) if self.do_cal else dummy
+            L = dummy
+            if b >= 0 and do_ll:
+                q = 1.0 - P
+                np.copyto(q, P, where=(ys != 0)[None, :])
+                np.clip(q, B.EPS, 1.0 - B.EPS, out=q)
+                L = np.log(q)
+                np.negative(L, out=L)
+            if store_v is not None:
+                VU = np.empty((M, e - a, S, 2))
+                for mi in range(M):
+                    if mi == b:
+                        VU[mi] = store[mi, a:e]
+                    else:
+                        VU[mi] = np.take(store_v[mi], comp[mi][a:e]).view(np.float64).reshape(
+                            e - a, S, 2)
+            else:
+                VU = np.zeros((M, 1, 1, 2))
+            KN.row_pass(ys, ws, self.weighted, gs, P, X, L, VU, Wtot, flags, ths, theta,
+                        cinv, b, acc["dmeans"], acc["cells8"], acc["Hf"], acc["dphi"],
+                        acc["dauc"], acc["dap"])
             return acc
 
-        # fixed row ranges, summed in order: the same numbers for any number of threads
-        parts = self._map(part, [(a, min(a + _ROW_CHUNK, n))
-                                 for a in range(0, max(n, 1), _ROW_CHUNK)])
+        # fixed ranges summed in order: the same numbers for any number of threads
+        parts = self._map(part, [(a, min(a + _CHUNK, n)) for a in range(0, max(n, 1), _CHUNK)])
         total = parts[0]
         for p in parts[1:]:
             for k, v in p.items():

@@ -302,19 +302,18 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
 
 
 @_jit
-def ece_pass(order, scores, y, w, weighted, buckets, gids, nb, eceS, eceWB):
-    """The ECE bootstrap sums of every model, visiting rows ``order`` (sorted by bootstrap
-    bucket, so each bucket's sums stay in cache): ``eceS[m, bucket, g, bin] += w (y - p)`` and
-    ``eceWB[m, bucket, g] += w``."""
-    M = scores.shape[0]
+def ece_pass(bks, P, y, w, weighted, gids, nb, eceS, eceWB):
+    """The ECE bootstrap sums of every model over a chunk of rows gathered in bootstrap-bucket
+    order (``bks`` their buckets, ``P`` models x rows their scores), so each bucket's sums stay
+    in cache: ``eceS[m, bucket, g, bin] += w (y - p)`` and ``eceWB[m, bucket, g] += w``."""
+    M = P.shape[0]
     S = gids.shape[1]
-    for j in range(order.shape[0]):
-        i = order[j]
-        bk = buckets[i]
+    for i in range(bks.shape[0]):
+        bk = bks[i]
         wi = w[i] if weighted else 1.0
         yf = 1.0 if y[i] != 0 else 0.0
         for m in range(M):
-            p = scores[m, i]
+            p = P[m, i]
             bn = np.int64(p * nb)
             if bn > nb - 1:
                 bn = nb - 1
@@ -326,47 +325,45 @@ def ece_pass(order, scores, y, w, weighted, buckets, gids, nb, eceS, eceWB):
 
 
 @_jit
-def row_pass(lo, hi, scores, y, w, weighted, gids, Wtot, flags, ths, theta, cinv, bidx, store,
-             dmeans, cells8, Hf, dphi, dauc, dap):
-    """Rows ``lo:hi`` of every model (``scores`` is models x rows): the Fisher information at
-    the fitted calibration and every paired candidate-vs-baseline term (``bidx`` is the
-    baseline's model index, -1 for none): mean deltas, joint (pred, baseline pred, y) w2 cells
-    per threshold, calibration influence, DeLong placements and AP influence (``store``).
-    ``flags``: log loss, Brier, mean score, calibration, auc pairs, ap pairs.
+def row_pass(y, w, weighted, gids, P, X, L, VU, Wtot, flags, ths, theta, cinv, bidx, dmeans,
+             cells8, Hf, dphi, dauc, dap):
+    """A chunk of rows of every model, in any order (``P``, ``X``, ``L``: models x rows of
+    scores, logits and log losses; ``VU``: models x rows x slicings x (V, u) placements and AP
+    influence): the Fisher information at the fitted calibration and every paired
+    candidate-vs-baseline term (``bidx`` is the baseline's model index, -1 for none): mean
+    deltas, joint (pred, baseline pred, y) w2 cells per threshold, calibration influence,
+    DeLong placements and AP influence. ``flags``: log loss, Brier, mean score, calibration,
+    auc pairs, ap pairs.
     """
-    M = scores.shape[0]
+    M = P.shape[0]
     S = gids.shape[1]
     T = ths.shape[0]
     do_ll, do_br, do_ms, do_cal, do_pv, do_pu = (
         flags[0], flags[1], flags[2], flags[3], flags[4], flags[5])
     paired = bidx >= 0
     vals = np.zeros((M, 3))
-    xs = np.zeros(M)
     pa = np.zeros(M)
     pb = np.zeros(M)
     pred = np.zeros((M, max(T, 1)), dtype=np.int64)
-    for i in range(lo, hi):
+    for i in range(y.shape[0]):
         yi = 1 if y[i] != 0 else 0
         yf = float(yi)
         wi = w[i] if weighted else 1.0
         w2i = wi * wi
-        for m in range(M):
-            p = scores[m, i]
-            if paired and do_ll:
-                q = p if yi else 1.0 - p
-                vals[m, 0] = -math.log(min(max(q, _EPS), 1.0 - _EPS))
-            d = yf - p
-            vals[m, 1] = d * d
-            vals[m, 2] = p
-            for t in range(T):
-                pred[m, t] = 1 if p >= ths[t] else 0
-            if do_cal:
-                xs[m] = _logit(p)
+        if paired:
+            for m in range(M):
+                p = P[m, i]
+                vals[m, 0] = L[m, i] if do_ll else 0.0
+                d = yf - p
+                vals[m, 1] = d * d
+                vals[m, 2] = p
+                for t in range(T):
+                    pred[m, t] = 1 if p >= ths[t] else 0
         for s in range(S):
             g = gids[i, s]
             if do_cal:
                 for m in range(M):
-                    x = xs[m]
+                    x = X[m, i]
                     eta = theta[m, g, 0] + theta[m, g, 1] * x
                     eta = min(max(eta, -_ETA_CLIP), _ETA_CLIP)
                     e = math.exp(-eta)
@@ -399,7 +396,7 @@ def row_pass(lo, hi, scores, y, w, weighted, gids, Wtot, flags, ths, theta, cinv
                     dphi[m, g, 0] += w2i * da * da
                     dphi[m, g, 1] += w2i * db * db
                 if do_pv:
-                    dv = store[m, i, s, 0] - store[bidx, i, s, 0]
+                    dv = VU[m, i, s, 0] - VU[bidx, i, s, 0]
                     t2 = w2i * dv
                     dauc[m, g, 0] += t2
                     dauc[m, g, 1] += t2 * dv
@@ -407,7 +404,7 @@ def row_pass(lo, hi, scores, y, w, weighted, gids, Wtot, flags, ths, theta, cinv
                         dauc[m, g, 2] += t2
                         dauc[m, g, 3] += t2 * dv
                 if do_pu:
-                    du = store[m, i, s, 1] - store[bidx, i, s, 1]
+                    du = VU[m, i, s, 1] - VU[bidx, i, s, 1]
                     dap[m, g, 0] += w2i * du * du
                     if yi:
                         dap[m, g, 1] += w2i * du
