@@ -411,11 +411,12 @@ def row_pass(y, w, weighted, gids, P, X, L, VU, Wtot, flags, ths, theta, cinv, b
 
 
 @_jit
-def radix_argsort(bits):
+def radix_argsort(bits, ka, kb, ia, ib):
     """Stable ascending order of non-negative float64 scores given as their uint64 bits
     (``-0.0`` counts as ``0.0``): LSD radix sort on 8-bit digits, skipping the digits every
-    key shares (the exponent bits of scores in [0, 1] mostly). Returns ``(perm, sorted_bits)``
-    with ``perm`` uint32 (fewer than 2**32 rows)."""
+    key shares (the exponent bits of scores in [0, 1] mostly). ``ka, kb`` (uint64) and ``ia,
+    ib`` (uint32) are work buffers of the same length; returns 0 when the order and the sorted
+    bits ended in ``ia, ka``, 1 when in ``ib, kb``."""
     n = bits.shape[0]
     hist = np.zeros((8, 256), dtype=np.int64)
     neg0 = np.uint64(0x8000000000000000)
@@ -425,10 +426,7 @@ def radix_argsort(bits):
             k = np.uint64(0)
         for d in range(8):
             hist[d, (k >> np.uint64(8 * d)) & np.uint64(255)] += 1
-    ka = np.empty(n, dtype=np.uint64)
-    kb = np.empty(n, dtype=np.uint64)
-    ia = np.empty(n, dtype=np.uint32)
-    ib = np.empty(n, dtype=np.uint32)
+    src = 0  # which buffers hold the current order (after the first pass)
     first = True
     off = np.empty(256, dtype=np.int64)
     for d in range(8):
@@ -439,7 +437,9 @@ def radix_argsort(bits):
             off[b] = total
             total += hist[d, b]
         shift = np.uint64(8 * d)
+        ks, is_, kd, id_ = (ka, ia, kb, ib) if src == 0 else (kb, ib, ka, ia)
         if first:
+            kd, id_ = ka, ia
             for i in range(n):
                 k = bits[i]
                 if k == neg0:
@@ -447,22 +447,40 @@ def radix_argsort(bits):
                 b = (k >> shift) & np.uint64(255)
                 pos = off[b]
                 off[b] = pos + 1
-                kb[pos] = k
-                ib[pos] = np.uint32(i)
+                kd[pos] = k
+                id_[pos] = np.uint32(i)
             first = False
+            src = 0
         else:
             for i in range(n):
-                k = ka[i]
+                k = ks[i]
                 b = (k >> shift) & np.uint64(255)
                 pos = off[b]
                 off[b] = pos + 1
-                kb[pos] = k
-                ib[pos] = ia[i]
-        ka, kb = kb, ka
-        ia, ib = ib, ia
+                kd[pos] = k
+                id_[pos] = is_[i]
+            src = 1 - src
     if first:  # every score equal
         for i in range(n):
             k = bits[i]
             ka[i] = np.uint64(0) if k == neg0 else k
             ia[i] = np.uint32(i)
-    return ia, ka
+        src = 0
+    return src
+
+
+@_jit
+def counting_order(keys, k):
+    """Stable order of ``keys`` (integers in ``0..k-1``) by counting sort; uint32 positions."""
+    n = keys.shape[0]
+    counts = np.zeros(k + 1, dtype=np.int64)
+    for i in range(n):
+        counts[keys[i] + 1] += 1
+    for j in range(k):
+        counts[j + 1] += counts[j]
+    out = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        b = keys[i]
+        out[counts[b]] = np.uint32(i)
+        counts[b] += 1
+    return out
