@@ -260,7 +260,8 @@ def test_compiled_kernels_match_numpy_passes_on_many_slicings(weighted, ties, ct
 
 def test_compiled_batches_and_fallback_give_the_same_numbers(monkeypatch):
     """A small store budget splits the slicings into batches; a slicing whose dense ECE sums
-    exceed the limit goes through the numpy passes. Neither changes a number."""
+    exceed the limit goes through the numpy passes; calibration cells sized per slice by a
+    pass over the rows. None of it changes a number."""
     import mlreg.metrics.compiled as compiled_mod
 
     y, sa, sb, w, codes = _data(3000, 4, True, True, False, seed=5)
@@ -272,6 +273,7 @@ def test_compiled_batches_and_fallback_give_the_same_numbers(monkeypatch):
     whole = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run_many(slicings)
     monkeypatch.setattr(compiled_mod, "STORE_BUDGET", 1)
     monkeypatch.setattr(compiled_mod, "DENSE_ECE_CELLS", 2 * 10 * NB)
+    monkeypatch.setattr(compiled_mod, "_DENSE_CELLS", 0)  # per-slice cell ranges
     split = Engine(y, w, {"cand": sa, "base": sb}, "base", settings, buckets).run_many(slicings)
     bad = []
     for a, b in zip(whole, split, strict=True):

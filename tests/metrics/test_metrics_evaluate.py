@@ -300,3 +300,19 @@ def test_excluded_slices_are_not_computed_but_counted(frame):
     kept_cross = [s for s in full.by_slicing("cross") if s.n >= 400]
     assert len(res.by_slicing("cross")) == len(kept_cross)
     assert sum(res.excluded.values()) == len(full.slices) - len(res.slices)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "uint16", "int64", "uint64"])
+def test_factorize_small_integer_columns_matches_pandas(dtype):
+    """The counting path for integer slice columns gives pandas' sorted codes and values."""
+    from mlreg.metrics.slicing import factorize
+
+    rng = np.random.default_rng(len(dtype))
+    lo = 0 if dtype.startswith("u") else -100
+    values = rng.integers(lo, 100, 5000).astype(dtype)
+    values[:3] = [lo + 7, 99, lo + 7]
+    series = pd.Series(values)
+    codes, uniq = factorize(series)
+    ref_codes, ref_uniq = pd.factorize(series, sort=True)
+    assert np.array_equal(codes.astype(np.int64), ref_codes)
+    assert uniq == [int(v) for v in ref_uniq] and all(type(v) is int for v in uniq)

@@ -49,6 +49,7 @@ __all__ = ["run_compiled", "STORE_BUDGET"]
 STORE_BUDGET = 1280 * 2**20
 _SORTED_CHUNK = 1 << 18
 _BIG = 32 * 2**20
+_DENSE_CELLS = 1 << 22  # calibration cells (7 moments each) laid out densely per slice
 _CHUNK = 1 << 18
 _ECE_PARTIAL_BYTES = 256 * 2**20
 
@@ -199,14 +200,23 @@ class _Run:
             rng = np.empty((G, 4))
             rng[:, 0::2] = np.inf
             rng[:, 1::2] = -np.inf
-            xr = np.empty((G, 2))
-            xr[:, 0] = np.inf
-            xr[:, 1] = -np.inf
             swyx = np.zeros(G)
             if self.do_cal:
-                KN.ranges_pass(score, self.y, self.w, self.weighted, gids, rng, xr, swyx)
-                lo = np.floor(xr[:, 0] * KN.CELLS_PER_UNIT).astype(np.int64)
-                hi = np.floor(xr[:, 1] * KN.CELLS_PER_UNIT).astype(np.int64)
+                # cells of width 1/64 in logit space: every slice gets the whole logit range of
+                # the data (empty cells cost nothing later) unless that is too large, then the
+                # range of each slice from a pass over the rows
+                ends = B.logit(np.array([ps[0], ps[-1]]))
+                clo, chi = (int(v) for v in np.floor(ends * KN.CELLS_PER_UNIT))
+                if G * (chi - clo + 1) <= _DENSE_CELLS:
+                    lo = np.full(G, clo, dtype=np.int64)
+                    hi = np.full(G, chi, dtype=np.int64)
+                else:
+                    xr = np.empty((G, 2))
+                    xr[:, 0] = np.inf
+                    xr[:, 1] = -np.inf
+                    KN.ranges_pass(score, self.y, self.w, self.weighted, gids, xr)
+                    lo = np.floor(xr[:, 0] * KN.CELLS_PER_UNIT).astype(np.int64)
+                    hi = np.floor(xr[:, 1] * KN.CELLS_PER_UNIT).astype(np.int64)
                 cell_off = np.zeros(G + 1, dtype=np.int64)
                 np.cumsum(hi - lo + 1, out=cell_off[1:])
                 cells = np.zeros((int(cell_off[-1]), 7))
@@ -246,7 +256,8 @@ class _Run:
                     np.negative(lp0, out=lp0)
                 vu = store[mi, a:e] if self.store_on else store[mi]
                 KN.sorted_pass(pc, xs, lp1, lp0, ys, ws, self.weighted, gs, Wpos, Wneg, Wtot,
-                               flags, ths, nb, cell_off, lo, cells, state, vu, self.store_on,
+                               flags, ths, nb, cell_off, lo, cells, rng, swyx, state, vu,
+                               self.store_on,
                                sums["auc"], sums["auc_num"], sums["ap"], sums["ap_num"],
                                sums["means"], sums["rel"], sums["tcells"])
                 a = e

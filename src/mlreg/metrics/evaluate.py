@@ -318,7 +318,7 @@ class _Evaluation:
                        if r.name in ENGINE_METRICS]
         custom = [r for r in self.requests if r.spec.kind != "ranking"
                   and r.name not in ENGINE_METRICS]
-        needs_buckets = "ece" in self.want or bool(custom)
+        needs_buckets = ("ece" in self.want and self.intervals) or bool(custom)
         if needs_buckets:
             if self.id_column is not None:
                 cols = [_column(self.df, self.id_column, "id").to_numpy()]

@@ -55,29 +55,19 @@ def _logit(p):
 
 
 @_jit
-def ranges_pass(score, y, w, weighted, gids, rng, xr, swyx):
-    """Per slice id: ``rng`` (min/max logit over positives, then negatives, weight > 0),
-    ``xr`` (min/max logit over every row) and ``swyx`` (sum of w * y * logit)."""
+def ranges_pass(score, y, w, weighted, gids, xr):
+    """Per slice id the min and max logit over its rows (``xr``), to size its calibration
+    cells when one range for every slice would take too much memory."""
     n = score.shape[0]
     S = gids.shape[1]
     for i in range(n):
         x = _logit(score[i])
-        yi = y[i]
-        wi = w[i] if weighted else 1.0
-        j = 0 if yi != 0 else 2
         for s in range(S):
             g = gids[i, s]
             if x < xr[g, 0]:
                 xr[g, 0] = x
             if x > xr[g, 1]:
                 xr[g, 1] = x
-            if wi > 0:
-                if x < rng[g, j]:
-                    rng[g, j] = x
-                if x > rng[g, j + 1]:
-                    rng[g, j + 1] = x
-            if yi != 0:
-                swyx[g] += wi * x
 
 
 def new_state(G: int) -> np.ndarray:
@@ -91,16 +81,17 @@ def new_state(G: int) -> np.ndarray:
 
 @_jit
 def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags, ths, nb,
-                cell_off, cell_lo, cells, state, vu, do_store, auc, auc_num, ap, ap_num, means,
-                rel, tcells):
+                cell_off, cell_lo, cells, rng, swyx, state, vu, do_store, auc, auc_num, ap,
+                ap_num, means, rel, tcells):
     """Walk a chunk of a model's rows in ascending score order (``ps`` sorted scores, ``xs``
     their logits, ``lp1``/``lp0`` their log losses for y = 1 / 0; ``y``, ``w``, ``gids``
     already gathered into that order; the chunk ends at a tie-block end).
 
     Fills ``auc`` (sum w2 V, sum w2 V^2, the same over positives), ``auc_num`` (sum over
     positives of w V), ``ap`` (sum w2 u^2, sum over positives of w2 u), ``ap_num`` (sum over
-    positives of w * precision), the calibration cells and, with ``do_store``, ``vu[r, s] =
-    (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
+    positives of w * precision), the calibration cells, ``rng`` (min/max logit over the
+    positives, then the negatives, weight > 0), ``swyx`` (sum of w y logit) and, with
+    ``do_store``, ``vu[r, s] = (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
     (log loss, Brier, score), reliability bins and the confusion cells (n, w, w2) at each
     threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability.
     Reading and writing only sequentially keeps the walk from stalling on cache misses; a row
@@ -235,6 +226,14 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
                     if do_store:
                         vu[r, s, 1] = u
                 if do_cal:
+                    if wi > 0:
+                        j = 0 if yi else 2
+                        if x < rng[g, j]:
+                            rng[g, j] = x
+                        if x > rng[g, j + 1]:
+                            rng[g, j + 1] = x
+                    if yi:
+                        swyx[g] += wi * x
                     k = cell_off[g] + np.int64(cf) - cell_lo[g]
                     cells[k, 0] += wi
                     pw = wi * d
