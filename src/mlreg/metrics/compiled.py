@@ -179,7 +179,8 @@ class _Run:
         Wpos = np.concatenate([st.Wpos for st in stats]).astype(np.float64)
         Wneg = np.concatenate([st.Wneg for st in stats]).astype(np.float64)
         Wtot = np.concatenate([st.W for st in stats]).astype(np.float64)
-        store = big_empty((M, n, S, 2), np.float64) if self.store_on else np.zeros((M, 1, 1, 2))
+        # per model: each row's (V, u) per slicing in its score order (filled by its walk)
+        store: list[np.ndarray] = [np.zeros((1, 1, 2))] * M
         per_model = {}
 
         def phase1(mi: int):
@@ -234,6 +235,8 @@ class _Run:
                 m in self.want for m in _MEANS] + [self.do_rel], dtype=np.bool_)
             ths = np.array(cfg.thresholds, dtype=np.float64)
             state = KN.new_state(G)
+            if self.store_on:
+                store[mi] = big_empty((n, S, 2), np.float64)
             gv = _rows_view(gids)
             dummy = np.zeros(1)
             a = 0
@@ -254,7 +257,7 @@ class _Run:
                     np.negative(lp1, out=lp1)
                     lp0 = np.log(np.clip(1.0 - pc, B.EPS, 1.0 - B.EPS))
                     np.negative(lp0, out=lp0)
-                vu = store[mi, a:e] if self.store_on else store[mi]
+                vu = store[mi][a:e] if self.store_on else store[mi]
                 KN.sorted_pass(pc, xs, lp1, lp0, ys, ws, self.weighted, gs, Wpos, Wneg, Wtot,
                                flags, ths, nb, cell_off, lo, cells, rng, swyx, state, vu,
                                self.store_on,
@@ -480,7 +483,7 @@ class _Run:
                 VU = np.empty((M, e - a, S, 2))
                 for mi in range(M):
                     if mi == b:
-                        VU[mi] = store[mi, a:e]
+                        VU[mi] = store[mi][a:e]
                     else:
                         VU[mi] = np.take(store_v[mi], comp[mi][a:e]).view(np.float64).reshape(
                             e - a, S, 2)
