@@ -315,3 +315,15 @@ def test_point_estimates_only_keep_every_value_and_drop_every_interval(compiled_
             for per_group in gb.groups.values():
                 for per in per_group["metrics"].values():
                     assert all(math.isnan(v.hi) for v in per.values()), gc
+
+
+def test_big_buffers_are_plain_writable_arrays():
+    """Large kernel buffers come from a populated anonymous mapping (or np.empty elsewhere)."""
+    from mlreg.metrics.compiled import big_empty
+
+    a = big_empty((3_000_000, 2), np.float64)  # 48 MB: above the mapping threshold
+    assert a.shape == (3_000_000, 2) and a.dtype == np.float64 and a.flags.c_contiguous
+    a[:] = 1.5
+    assert a.sum() == 9_000_000.0
+    small = big_empty((10, 3), np.int32)
+    assert small.shape == (10, 3) and small.dtype == np.int32

@@ -392,16 +392,17 @@ class _Run:
             a0, e0 = bounds
             S_ = np.zeros((M, NB, G, nb))
             WB = np.zeros((M, NB, G))
-            P = np.empty((M, _CHUNK))
+            buf = np.empty((M, _CHUNK))
             for a in range(a0, e0, _CHUNK):
                 e = min(a + _CHUNK, e0)
                 rows = order[a:e]
+                P = buf if e - a == _CHUNK else np.empty((M, e - a))  # C-contiguous either way
                 for mi in range(M):
-                    np.take(scores[mi], rows, out=P[mi, :e - a])
+                    np.take(scores[mi], rows, out=P[mi])
                 ws = np.take(self.w, rows) if self.weighted else self.w
                 gs = np.take(gv, rows).view(np.int32).reshape(e - a, S)
-                KN.ece_pass(bks[a:e], P[:, :e - a], np.take(self.y, rows), ws, self.weighted, gs,
-                            nb, S_, WB)
+                KN.ece_pass(bks[a:e], P, np.take(self.y, rows), ws, self.weighted, gs, nb, S_,
+                            WB)
             return S_, WB
 
         # fixed ranges summed in order: the same numbers for any number of threads

@@ -1,6 +1,15 @@
 """The vectorised engine: every built-in binary metric for every slice of a slicing at once.
 
-Why it is fast:
+Two implementations of its passes share the finishing code (intervals, deltas, reasons):
+
+* the compiled kernels (:mod:`mlreg.metrics.kernel`, driven by :mod:`mlreg.metrics.compiled`;
+  numba): one walk over each model's score order computes every slicing at once, with no
+  per-slicing partition. :meth:`Engine.run_many` uses them from ``COMPILED_MIN_ROWS`` rows
+  (``EngineSettings.kernel="auto"``), where they are several times faster;
+* the numpy passes below, for small inputs (no compilation wait on a cold cache) and for
+  slicings too large for the kernels' dense sums. Tests run the engine checks on both.
+
+Why the numpy passes are fast:
 
 * Each model's scores are sorted **once** (:func:`sort_permutation`: ``np.sort`` of packed uint64
   keys ``(high score bits, row index)`` plus an exact repair of the rare collisions, cheaper than
