@@ -45,7 +45,10 @@ def _jit(fn=None, **kw):
         return lambda f: _jit(f, **kw)
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy", **kw)(fn)
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy", **kw)(fn)
+    except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
+        return numba.njit(cache=False, nogil=True, error_model="numpy", **kw)(fn)
 
 
 @_jit
