@@ -32,11 +32,12 @@ from mlreg.metrics.engine import (
     DENSE_ECE_CELLS,
     ModelOutput,
     SlicingOutput,
-    _cell_sums,
-    _damped_newton,
     _sorted_with_perm,
     _Stats,
     class_reasons,
+    cov_from_hessian,
+    fit_cells,
+    range_reasons,
 )
 
 if TYPE_CHECKING:
@@ -308,16 +309,7 @@ class _Run:
     def _fit(self, st, pm, off, K, slicing, gids, s, name, warm) -> dict:
         """The calibration fit of every slice of one slicing from its cells."""
         reasons = class_reasons(st)
-        rng = pm["rng"][off:off + K]
-        for k in range(K):
-            if reasons[k] is not None:
-                continue
-            lo_all = min(rng[k, 0], rng[k, 2])
-            hi_all = max(rng[k, 1], rng[k, 3])
-            if not lo_all < hi_all:
-                reasons[k] = B.CONSTANT
-            elif rng[k, 3] <= rng[k, 0] or rng[k, 1] <= rng[k, 2]:
-                reasons[k] = B.SEPARABLE
+        range_reasons(pm["rng"][off:off + K], reasons)
         co = pm["cell_off"]
         a, b = int(co[off]), int(co[off + K])
         Mc = pm["cells"][a:b]
@@ -329,27 +321,8 @@ class _Run:
         cells = {"c": (cf[keep] + 0.5) / KN.CELLS_PER_UNIT, "k": kk[keep], "M": Mc[keep],
                  "swyx": pm["swyx"][off:off + K]}
         defined = np.array([r is None for r in reasons])
-        theta = np.zeros((K, 2))
-        theta[:, 1] = 1.0
-        if warm is not None and np.all(np.isfinite(warm)):
-            theta[:] = warm
-
-        def cell_sums(th, active, want_ll):
-            if active.all():
-                return _cell_sums(cells, th, st.Wpos, K)
-            sub = active[cells["k"]]
-            part = {"c": cells["c"][sub], "k": cells["k"][sub], "M": cells["M"][sub],
-                    "swyx": cells["swyx"]}
-            return _cell_sums(part, th, st.Wpos, K)
-
-        converged, failed, H = _damped_newton(K, theta, defined.copy(), cell_sums,
-                                              max_iter=100, tol=1e-10, skip_ll=False)
-        cinv = np.zeros((K, 3))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            det = H[:, 0] * H[:, 2] - H[:, 1] ** 2
-            cinv[:, 0] = H[:, 2] / det
-            cinv[:, 1] = -H[:, 1] / det
-            cinv[:, 2] = H[:, 0] / det
+        theta, converged, _, H = fit_cells(st, cells, defined, warm)
+        cinv = cov_from_hessian(H)
         exact = defined & (~converged | (np.abs(theta[:, 1]) > 0.25 * KN.CELLS_PER_UNIT))
         if exact.any():
             score = self._score(name)

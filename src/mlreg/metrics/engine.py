@@ -603,21 +603,7 @@ class Engine:
         reasons = class_reasons(st)
         cells = self._cells(st, pieces, X, Y8, Wc, reasons)
         defined = np.array([r is None for r in reasons])
-        theta = np.zeros((K, 2))
-        theta[:, 1] = 1.0
-        if warm is not None and np.all(np.isfinite(warm)):
-            theta[:] = warm
-
-        def cell_sums(th, active, want_ll):
-            if active.all():
-                return _cell_sums(cells, th, st.Wpos, K)
-            sub = active[cells["k"]]  # only the cells of slices still iterating
-            part = {"c": cells["c"][sub], "k": cells["k"][sub], "M": cells["M"][sub],
-                    "swyx": cells["swyx"]}
-            return _cell_sums(part, th, st.Wpos, K)
-
-        converged, failed, H = _damped_newton(K, theta, defined.copy(), cell_sums,
-                                              max_iter=100, tol=1e-10, skip_ll=False)
+        theta, converged, failed, H = fit_cells(st, cells, defined, warm)
         exact = defined & (~converged | (np.abs(theta[:, 1]) > 0.25 * _CELLS_PER_UNIT))
         if exact.any():
             start = np.where(np.isfinite(theta), theta, 0.0)
@@ -636,12 +622,7 @@ class Engine:
             converged = np.where(exact, c2, converged)
             failed = np.where(exact, f2, failed)
             H = np.where(exact[:, None], h2, H)
-        cinv = np.zeros((K, 3))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            det = H[:, 0] * H[:, 2] - H[:, 1] ** 2
-            cinv[:, 0] = H[:, 2] / det
-            cinv[:, 1] = -H[:, 1] / det
-            cinv[:, 2] = H[:, 0] / det
+        cinv = cov_from_hessian(H)
         # slices where Newton failed: the reference fit (line search, from (0, 1)) on their rows
         for k in np.flatnonzero(~converged & defined):
             a, b = int(st.starts[k]), int(st.starts[k + 1])
@@ -703,15 +684,7 @@ class Engine:
             centers.append(center)
             slices.append(k0 + np.searchsorted(pc.ls, cs, side="right") - 1)
             moments.append(mom)
-        for k in range(K):
-            if reasons[k] is not None:
-                continue
-            lo_all = min(rng_[k, 0], rng_[k, 2])
-            hi_all = max(rng_[k, 1], rng_[k, 3])
-            if not lo_all < hi_all:
-                reasons[k] = B.CONSTANT
-            elif rng_[k, 3] <= rng_[k, 0] or rng_[k, 1] <= rng_[k, 2]:
-                reasons[k] = B.SEPARABLE
+        range_reasons(rng_, reasons)
         return {"c": np.concatenate(centers), "k": np.concatenate(slices),
                 "M": np.concatenate(moments), "swyx": swyx}
 
@@ -1440,6 +1413,53 @@ def _cell_sums(cells: dict, theta: np.ndarray, wpos: np.ndarray, K: int) -> np.n
     out[:, 5] = (theta[:, 0] * wpos + theta[:, 1] * cells["swyx"]
                  - np.bincount(kk, f0(l_k), minlength=K))
     return out
+
+
+def range_reasons(rng: np.ndarray, reasons: list[str | None]) -> None:
+    """Mark the slices whose logits are constant or separate the classes, from ``rng`` (per
+    slice: min and max logit over the positives, then over the negatives, weight > 0)."""
+    for k in range(len(reasons)):
+        if reasons[k] is not None:
+            continue
+        lo_all = min(rng[k, 0], rng[k, 2])
+        hi_all = max(rng[k, 1], rng[k, 3])
+        if not lo_all < hi_all:
+            reasons[k] = B.CONSTANT
+        elif rng[k, 3] <= rng[k, 0] or rng[k, 1] <= rng[k, 2]:
+            reasons[k] = B.SEPARABLE
+
+
+def fit_cells(st: Any, cells: dict, defined: np.ndarray, warm: np.ndarray | None):
+    """Damped Newton on the logit cells for the ``defined`` slices, from ``warm`` (when finite)
+    or (0, 1). Returns ``(theta, converged, failed, H)``."""
+    K = st.K
+    theta = np.zeros((K, 2))
+    theta[:, 1] = 1.0
+    if warm is not None and np.all(np.isfinite(warm)):
+        theta[:] = warm
+
+    def cell_sums(th, active, want_ll):
+        if active.all():
+            return _cell_sums(cells, th, st.Wpos, K)
+        sub = active[cells["k"]]  # only the cells of slices still iterating
+        part = {"c": cells["c"][sub], "k": cells["k"][sub], "M": cells["M"][sub],
+                "swyx": cells["swyx"]}
+        return _cell_sums(part, th, st.Wpos, K)
+
+    converged, failed, H = _damped_newton(K, theta, defined.copy(), cell_sums,
+                                          max_iter=100, tol=1e-10, skip_ll=False)
+    return theta, converged, failed, H
+
+
+def cov_from_hessian(H: np.ndarray) -> np.ndarray:
+    """Per slice (c00, c01, c11) of the inverse of the 2x2 Hessian sums (H00, H01, H11)."""
+    cinv = np.zeros((H.shape[0], 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = H[:, 0] * H[:, 2] - H[:, 1] ** 2
+        cinv[:, 0] = H[:, 2] / det
+        cinv[:, 1] = -H[:, 1] / det
+        cinv[:, 2] = H[:, 0] / det
+    return cinv
 
 
 def _damped_newton(K: int, theta: np.ndarray, active: np.ndarray, sums_fn, *, max_iter: int,

@@ -97,8 +97,7 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
     ``do_store``, ``vu[r, s] = (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
     (log loss, Brier, score), reliability bins and the confusion cells (n, w, w2) at each
     threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability.
-    Reading and writing only sequentially keeps the walk from stalling on cache misses; a row
-    without ties (the usual case) skips the tie-block bookkeeping.
+    Reading and writing only sequentially keeps the walk from stalling on cache misses.
     """
     n = ps.shape[0]
     S = gids.shape[1]
@@ -123,67 +122,41 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
     i = 0
     while i < n:
         p = ps[i]
-        single = i + 1 == n or ps[i + 1] != p
+        e = i + 1
+        while e < n and ps[e] == p:
+            e += 1
+        # the block of tied scores [i, e) (usually one row): first its sums per slice
         nt = 0
-        if single:
-            # a row without ties (the usual case): its block sums are its own values
-            e = i + 1
-            yi = y[i] != 0
-            wi = w[i] if weighted else 1.0
+        for r in range(i, e):
+            yi = y[r] != 0
+            wi = w[r] if weighted else 1.0
             for s in range(S):
-                g = gids[i, s]
-                if do_ap:
-                    nge = Wtot[g] - CT[g]
-                    if nge > 0:
-                        ns[g] = nge
-                        prec[g] = (Wpos[g] - CP[g]) / nge
-                    else:
-                        ns[g] = 1.0
-                        prec[g] = 0.0
+                g = gids[r, s]
+                if not mark[g]:
+                    mark[g] = True
+                    if nt == touched.shape[0]:
+                        bigger = np.empty(2 * nt, dtype=np.int64)
+                        bigger[:nt] = touched
+                        touched = bigger
+                    touched[nt] = g
+                    nt += 1
+                    if do_ap:
+                        nge = Wtot[g] - CT[g]
+                        if nge > 0:
+                            ns[g] = nge
+                            prec[g] = (Wpos[g] - CP[g]) / nge
+                        else:
+                            ns[g] = 1.0
+                            prec[g] = 0.0
                 if yi:
-                    bP[g] = wi
+                    bP[g] += wi
                     if do_ap:
                         q1 = wi / ns[g]
-                        b1[g] = q1
-                        b2[g] = q1 * prec[g]
+                        b1[g] += q1
+                        b2[g] += q1 * prec[g]
                 else:
-                    bN[g] = wi
-                bT[g] = wi
-        else:
-            e = i + 1
-            while e < n and ps[e] == p:
-                e += 1
-            # a block of tied scores [i, e): first its sums per slice
-            for r in range(i, e):
-                yi = y[r] != 0
-                wi = w[r] if weighted else 1.0
-                for s in range(S):
-                    g = gids[r, s]
-                    if not mark[g]:
-                        mark[g] = True
-                        if nt == touched.shape[0]:
-                            bigger = np.empty(2 * nt, dtype=np.int64)
-                            bigger[:nt] = touched
-                            touched = bigger
-                        touched[nt] = g
-                        nt += 1
-                        if do_ap:
-                            nge = Wtot[g] - CT[g]
-                            if nge > 0:
-                                ns[g] = nge
-                                prec[g] = (Wpos[g] - CP[g]) / nge
-                            else:
-                                ns[g] = 1.0
-                                prec[g] = 0.0
-                    if yi:
-                        bP[g] += wi
-                        if do_ap:
-                            q1 = wi / ns[g]
-                            b1[g] += q1
-                            b2[g] += q1 * prec[g]
-                    else:
-                        bN[g] += wi
-                    bT[g] += wi
+                    bN[g] += wi
+                bT[g] += wi
         # then every row's placement, influence and sums
         x = xs[i] if do_cal else 0.0
         cf = math.floor(x * 64.0)
@@ -273,33 +246,20 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
                     tcells[g, t, 0, c] += 1.0
                     tcells[g, t, 1, c] += wi
                     tcells[g, t, 2, c] += w2i
-        if single:
-            for s in range(S):
-                g = gids[i, s]
-                CP[g] += bP[g]
-                CN[g] += bN[g]
-                CT[g] += bT[g]
-                C1[g] += b1[g]
-                C2[g] += b2[g]
-                bP[g] = 0.0
-                bN[g] = 0.0
-                bT[g] = 0.0
-                b1[g] = 0.0
-                b2[g] = 0.0
-        else:
-            for t in range(nt):
-                g = touched[t]
-                CP[g] += bP[g]
-                CN[g] += bN[g]
-                CT[g] += bT[g]
-                C1[g] += b1[g]
-                C2[g] += b2[g]
-                bP[g] = 0.0
-                bN[g] = 0.0
-                bT[g] = 0.0
-                b1[g] = 0.0
-                b2[g] = 0.0
-                mark[g] = False
+        # the block's sums join the running sums
+        for t in range(nt):
+            g = touched[t]
+            CP[g] += bP[g]
+            CN[g] += bN[g]
+            CT[g] += bT[g]
+            C1[g] += b1[g]
+            C2[g] += b2[g]
+            bP[g] = 0.0
+            bN[g] = 0.0
+            bT[g] = 0.0
+            b1[g] = 0.0
+            b2[g] = 0.0
+            mark[g] = False
         i = e
 
 
