@@ -42,14 +42,20 @@ def frame() -> pd.DataFrame:
 SCORES = {"candidate": "score_candidate", "baseline": "score_baseline"}
 
 
-@pytest.fixture(scope="module")
-def result(frame):
-    return evaluate_predictions(
-        frame, label="label", scores=SCORES, slice_columns=["country", "device"],
-        crosses=[("country", "device")], group_columns=["gender"],
-        metrics=["count", "auc", "pr_auc", "log_loss", "calibration_slope", "ece",
-                 "precision@0.2", "recall", "f1@0.1", "base_rate"],
-        bootstrap_replicates=60)
+@pytest.fixture(scope="module", params=[10**12, 0], ids=["numpy", "compiled"])
+def result(frame, request):
+    """The evaluation on the numpy passes and on the compiled kernels (used from
+    COMPILED_MIN_ROWS rows): every test on it checks both."""
+    import mlreg.metrics.engine as engine_mod
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_mod, "COMPILED_MIN_ROWS", request.param)
+        return evaluate_predictions(
+            frame, label="label", scores=SCORES, slice_columns=["country", "device"],
+            crosses=[("country", "device")], group_columns=["gender"],
+            metrics=["count", "auc", "pr_auc", "log_loss", "calibration_slope", "ece",
+                     "precision@0.2", "recall", "f1@0.1", "base_rate"],
+            bootstrap_replicates=60)
 
 
 def test_slice_names_and_order(result):

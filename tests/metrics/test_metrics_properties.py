@@ -7,10 +7,15 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mlreg.metrics.engine as engine_mod
 from mlreg.metrics import evaluate_predictions
+
+#: run each property on both engine paths: numpy passes, compiled kernels
+PATHS = pytest.mark.parametrize("compiled_from", [10**12, 0], ids=["numpy", "compiled"])
 
 METRICS = ["count", "weight", "base_rate", "mean_score", "auc", "pr_auc", "log_loss", "brier",
            "calibration_slope", "calibration_intercept", "ece", "precision@0.5", "recall@0.3",
@@ -38,11 +43,14 @@ def frames(draw):
     return df, weighted
 
 
-def _evaluate(df, weighted, **kw):
-    return evaluate_predictions(
-        df, label="y", scores={"candidate": "a", "baseline": "b"},
-        weight="w" if weighted else None, slice_columns=["c1", "c2"], crosses=[("c1", "c2")],
-        metrics=METRICS, bootstrap_replicates=30, bootstrap_buckets=64, **kw)
+def _evaluate(df, weighted, compiled_from, **kw):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_mod, "COMPILED_MIN_ROWS", compiled_from)
+        return evaluate_predictions(
+            df, label="y", scores={"candidate": "a", "baseline": "b"},
+            weight="w" if weighted else None, slice_columns=["c1", "c2"],
+            crosses=[("c1", "c2")], metrics=METRICS, bootstrap_replicates=30,
+            bootstrap_buckets=64, **kw)
 
 
 def _flat(obj, prefix=""):
@@ -56,11 +64,12 @@ def _flat(obj, prefix=""):
         yield prefix, obj
 
 
+@PATHS
 @SETTINGS
-@given(frames())
-def test_slice_counts_add_up(case):
+@given(case=frames())
+def test_slice_counts_add_up(case, compiled_from):
     df, weighted = case
-    res = _evaluate(df, weighted)
+    res = _evaluate(df, weighted, compiled_from)
     n, total_w = len(df), float(df.w.sum())
     assert res.overall.n == n
     for cols in [("c1",), ("c2",), ("c1", "c2")]:
@@ -71,13 +80,15 @@ def test_slice_counts_add_up(case):
             assert s.metrics["candidate"]["count"].value == s.n
 
 
+@PATHS
 @SETTINGS
-@given(frames(), st.integers(0, 2**32 - 1))
-def test_row_order_does_not_change_any_result(case, seed):
+@given(case=frames(), seed=st.integers(0, 2**32 - 1))
+def test_row_order_does_not_change_any_result(case, seed, compiled_from):
     df, weighted = case
     perm = np.random.default_rng(seed).permutation(len(df))
-    a = dict(_flat(_evaluate(df, weighted).to_dict()))
-    b = dict(_flat(_evaluate(df.iloc[perm].reset_index(drop=True), weighted).to_dict()))
+    a = dict(_flat(_evaluate(df, weighted, compiled_from).to_dict()))
+    b = dict(_flat(_evaluate(df.iloc[perm].reset_index(drop=True), weighted,
+                             compiled_from).to_dict()))
     assert a.keys() == b.keys()
     for key, va in a.items():
         vb = b[key]
@@ -89,12 +100,13 @@ def test_row_order_does_not_change_any_result(case, seed):
             assert va == vb, (key, va, vb)
 
 
+@PATHS
 @SETTINGS
-@given(frames())
-def test_candidate_against_itself_has_every_delta_exactly_zero(case):
+@given(case=frames())
+def test_candidate_against_itself_has_every_delta_exactly_zero(case, compiled_from):
     df, weighted = case
     df = df.assign(b=df.a)
-    res = _evaluate(df, weighted)
+    res = _evaluate(df, weighted, compiled_from)
     for s in res.slices:
         for metric, d in s.deltas["candidate"].items():
             if d.defined:
