@@ -1,16 +1,20 @@
 """Drive the compiled kernels (:mod:`mlreg.metrics.kernel`) for a list of slicings.
 
 :func:`run_compiled` returns the same :class:`~mlreg.metrics.engine.SlicingOutput` objects as
-:meth:`Engine.run` does one slicing at a time, from three kinds of passes over the rows:
+:meth:`Engine.run` does one slicing at a time, from these passes over the rows:
 
-1. per model, in threads: the global score sort (:func:`_sorted_with_perm`), the logit ranges
-   per slice (row order) and one walk in score order for AUC / AP sums, the calibration cells
-   and, for paired deltas, every row's placement and AP influence;
-2. the calibration fits on the cells (damped Newton, overall first, then every slice warm
+1. per model, in threads: the radix sort of its scores, then one walk in score order (rows
+   gathered chunk by chunk) for the AUC / AP sums, the calibration cells, the means,
+   reliability bins and confusion cells and, for paired deltas, every row's placement and AP
+   influence per slicing (kept in score order);
+2. the ECE bootstrap sums, rows visited by bootstrap bucket (split over threads);
+3. the calibration fits on the cells (damped Newton, overall first, then every slice warm
    started from it; steep or non-converging slices are refitted on their rows);
-3. one row-order pass over all models, split into row ranges across threads, for every
-   order-free sum and every paired term.
+4. the Fisher information and every paired term, rows visited in the baseline's score order
+   (its placements read in sequence, the other models' gathered once per row), split into
+   fixed row ranges across threads.
 
+Partial sums are added in a fixed order, so the numbers do not depend on the thread count.
 Slicings are processed in batches so the stored per-row placements stay within
 ``STORE_BUDGET`` bytes and the dense ECE bootstrap sums within ``DENSE_ECE_CELLS``; a slicing
 too large for either on its own goes through the numpy passes.

@@ -4,20 +4,25 @@ The numpy engine (:mod:`mlreg.metrics.engine`) partitions each model's score-sor
 slicing and then works piece by piece. These kernels (numba, compiled on first use and cached
 on disk) instead give every slice of every slicing one global id and walk the rows once:
 
-* :func:`ranges_pass` (row order, per model): per slice the class ranges of the logit (constant
-  and separated slices), the logit range that sizes the calibration cells, and ``sum w y x``.
-* :func:`sorted_pass` (score order, per model): one walk over the model's global score order
-  keeps, per slice, running class weights and the average-precision sums, so every row's DeLong
-  placement ``V`` and AP influence ``u`` in every slicing come from counters held in cache
-  (tie blocks are handled as blocks). It also fills the logit-cell moments of the calibration
-  fit and, when pairs are wanted, stores ``V`` and ``u`` per row (row order) for the deltas.
-* :func:`row_pass` (row order, all models, any range of rows): means, reliability bins, ECE
-  bootstrap sums, confusion cells, the Fisher information and influence values at the fitted
-  calibration, and every paired candidate-vs-baseline term. Row ranges are independent, so
-  threads split the rows.
+* :func:`radix_argsort`: each model's score order (LSD radix sort of the float bits; stable).
+* :func:`sorted_pass` (score order, per model, chunk by chunk): running class weights and
+  average-precision sums per slice give every row's DeLong placement ``V`` and AP influence
+  ``u`` in every slicing from counters held in cache (tie blocks are handled as blocks); the
+  same walk fills the logit-cell moments of the calibration fit, each slice's class ranges,
+  the means, reliability bins and confusion cells, and, when pairs are wanted, stores ``V``
+  and ``u`` in score order.
+* :func:`ece_pass` (rows in bootstrap-bucket order, :func:`counting_order`): the ECE
+  bootstrap sums, whose per-bucket layout would miss the cache in any other order.
+* :func:`row_pass` (any order; the driver uses the baseline's score order): the Fisher
+  information and influence values at the fitted calibration and every paired
+  candidate-vs-baseline term.
+* :func:`ranges_pass`: per-slice logit ranges, only when one range for every slice would make
+  the calibration cells too large.
 
 The accumulators have the numpy engine's layout, so its finishing code (intervals, reasons)
 is shared. Sums run in a different order than in the numpy engine: results agree to rounding.
+Every pass reads its inputs in sequence; the driver gathers rows into each pass's order in
+tight numpy loops, where the memory accesses overlap, instead of inside the long loop bodies.
 """
 
 from __future__ import annotations
