@@ -274,6 +274,7 @@ class _Run:
 
         self._map(phase1, range(M))
         ece = self._ece(gids, G) if self.do_ece else None
+        self.bucket_order = self.bucket_sorted = None  # 8 bytes a row, rebuilt if needed again
         # calibration fits, overall slicing first (its fit warm-starts the others)
         fits = [[None] * M for _ in range(S)]
         theta = np.zeros((M, G, 2))
