@@ -327,3 +327,34 @@ def test_big_buffers_are_plain_writable_arrays():
     assert a.sum() == 9_000_000.0
     small = big_empty((10, 3), np.int32)
     assert small.shape == (10, 3) and small.dtype == np.int32
+
+
+def test_compiled_kernels_on_extreme_and_constant_scores():
+    """Scores of exactly 0 and 1 (logits clipped), a slice whose scores are all equal (its
+    calibration is undefined: constant) and zero weights: the same as the numpy passes."""
+    rng = np.random.default_rng(17)
+    n = 3000
+    s = rng.random(n)
+    s[:300] = 0.0
+    s[300:600] = 1.0
+    codes = rng.integers(0, 3, n).astype(np.uint8)
+    s[codes == 2] = 0.25  # one slice with a single score value
+    y = (rng.random(n) < np.clip(s, 0.05, 0.95)).astype(np.int8)
+    w = rng.exponential(1, n)
+    w[::7] = 0.0
+    sb = np.clip(s + rng.normal(0, 0.1, n), 0, 1)
+    slicings = [overall_slicing(n), Slicing("column", ("c",), codes,
+                                            [(("c", j),) for j in range(3)],
+                                            np.bincount(codes, minlength=3))]
+    buckets = row_buckets([y, s, sb], 0, NB)
+    out = {}
+    for kernel in KERNELS:
+        settings = EngineSettings(thresholds=THS, replicates=REPS, n_buckets=NB, kernel=kernel)
+        out[kernel] = Engine(y, w, {"cand": s, "base": sb}, "base", settings,
+                             buckets).run_many(slicings)
+    col = out["numba"][1].models["cand"].columns["calibration_slope"]
+    assert col.reason[2] == B.CONSTANT and math.isnan(col.value[2])
+    bad = []
+    for a, b in zip(out["numpy"], out["numba"], strict=True):
+        bad += _compare_outputs(a, b, 1e-9)
+    assert not bad, bad[:10]
