@@ -134,6 +134,7 @@ class _Run:
         self.sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.bucket_order = None
         self.bucket_sorted = None
+        self.positions: dict[int, np.ndarray] = {}
         self.buckets = (np.ascontiguousarray(eng.buckets, dtype=np.int32) if self.do_ece
                         else np.zeros(1, dtype=np.int32))
 
@@ -191,17 +192,6 @@ class _Run:
         def phase1(mi: int):
             name = self.models[mi]
             score = self._score(name)
-            if name not in self.sorted:
-                if n and score.min() >= 0.0:  # NaN fails this too
-                    ka, kb = big_empty(n, np.uint64), big_empty(n, np.uint64)
-                    ia, ib = big_empty(n, np.uint32), big_empty(n, np.uint32)
-                    src = KN.radix_argsort(score.view(np.uint64), ka, kb, ia, ib)
-                    perm, keys = (ia, ka) if src == 0 else (ib, kb)
-                    del ka, kb, ia, ib
-                    ps = keys.view(np.float64)
-                else:
-                    perm, ps = _sorted_with_perm(score)
-                self.sorted[name] = (perm, ps)
             perm, ps = self.sorted[name]
             rng = np.empty((G, 4))
             rng[:, 0::2] = np.inf
@@ -272,7 +262,15 @@ class _Run:
             sums.update(rng=rng, swyx=swyx, cell_off=cell_off, lo=lo, cells=cells)
             per_model[mi] = sums
 
-        self._map(phase1, range(M))
+        self._map(self._sort, range(M))
+        # beside the walks: the bucket order of the ECE pass, and where each row of the
+        # baseline's order sits in every other model's order (the paired pass)
+        extra = []
+        if self.do_ece and self.bucket_order is None:
+            extra.append(self._bucket_order)
+        if self.store_on:
+            extra += [lambda mi=mi: self._position(mi) for mi in range(M) if mi != self.bidx]
+        self._map(lambda task: task(), [lambda mi=mi: phase1(mi) for mi in range(M)] + extra)
         ece = self._ece(gids, G) if self.do_ece else None
         self.bucket_order = self.bucket_sorted = None  # 8 bytes a row, rebuilt if needed again
         # calibration fits, overall slicing first (its fit warm-starts the others)
@@ -352,15 +350,43 @@ class _Run:
         good = np.array([r is None for r in reasons])
         return {"theta": theta, "cinv": cinv, "good": good, "reasons": reasons}
 
+    def _sort(self, mi: int) -> None:
+        """A model's score order and sorted scores (radix sort of the float bits)."""
+        name = self.models[mi]
+        if name in self.sorted:
+            return
+        n = self.n
+        score = self._score(name)
+        if n and score.min() >= 0.0:  # NaN fails this too
+            ka, kb = big_empty(n, np.uint64), big_empty(n, np.uint64)
+            ia, ib = big_empty(n, np.uint32), big_empty(n, np.uint32)
+            src = KN.radix_argsort(score.view(np.uint64), ka, kb, ia, ib)
+            perm, keys = (ia, ka) if src == 0 else (ib, kb)
+            self.sorted[name] = (perm, keys.view(np.float64))
+        else:
+            self.sorted[name] = _sorted_with_perm(score)
+
+    def _bucket_order(self) -> None:
+        """Rows by bootstrap bucket (counting sort) and the bucket of each position."""
+        NB = self.cfg.n_buckets
+        self.bucket_order = KN.counting_order(self.buckets, NB)
+        counts = np.bincount(self.buckets, minlength=NB)
+        self.bucket_sorted = np.repeat(np.arange(NB, dtype=np.int32), counts)
+
+    def _position(self, mi: int) -> None:
+        """Where each row of the baseline's score order sits in model ``mi``'s order."""
+        n = self.n
+        inv = np.empty(n, dtype=np.uint32)
+        inv[self.sorted[self.models[mi]][0]] = np.arange(n, dtype=np.uint32)
+        self.positions[mi] = np.take(inv, self.sorted[self.models[self.bidx]][0])
+
     def _ece(self, gids, G) -> tuple[np.ndarray, np.ndarray]:
         """ECE bootstrap sums (models x buckets x slices x bins): rows gathered chunk by chunk
         in bootstrap-bucket order, so each bucket's sums stay in cache."""
         cfg = self.cfg
         M, n, nb, NB = self.M, self.n, cfg.n_bins, cfg.n_buckets
         if self.bucket_order is None:
-            self.bucket_order = KN.counting_order(self.buckets, NB)
-            counts = np.bincount(self.buckets, minlength=NB)
-            self.bucket_sorted = np.repeat(np.arange(NB, dtype=np.int32), counts)
+            self._bucket_order()
         order, bks = self.bucket_order, self.bucket_sorted
         scores = [self._score(name) for name in self.models]
         gv = _rows_view(gids)
@@ -414,15 +440,12 @@ class _Run:
         scores = [self._score(name) for name in self.models]
         b = self.bidx
         order = None
-        comp = {}
+        comp = self.positions
         if b >= 0:
             order, ps_b = self.sorted[self.models[b]]
-            for mi, name in enumerate(self.models):
-                if mi != b:
-                    perm = self.sorted[name][0]
-                    inv = np.empty(n, dtype=np.uint32)
-                    inv[perm] = np.arange(n, dtype=np.uint32)
-                    comp[mi] = np.take(inv, order)  # position in model mi's order
+            for mi in range(M):
+                if self.store_on and mi != b and mi not in comp:
+                    self._position(mi)
         store_v = [_rows_view(store[mi]) for mi in range(M)] if self.store_on else None
         gv = _rows_view(gids)
         flags = np.array([m in self.want for m in _MEANS] + [
