@@ -55,3 +55,13 @@ class CliResult:
         return f"CliResult(code={self.code}, out={self.out[-400:]!r}, err={self.err[-400:]!r})"
 
 
+
+
+def engine_path(mp, compiled: bool) -> None:
+    """Make evaluate_predictions (and the gate) run on the compiled kernels (``compiled``) or on
+    the numpy passes, whatever the input size and numba's cache (``mp``: a MonkeyPatch)."""
+    import mlreg.metrics.engine as engine_mod
+
+    bound = 0 if compiled else 10**12
+    mp.setattr(engine_mod, "COMPILED_MIN_ROWS", bound)
+    mp.setattr(engine_mod, "COMPILED_COLD_MIN_ROWS", bound)

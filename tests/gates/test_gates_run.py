@@ -278,13 +278,13 @@ def test_a_candidate_compared_with_itself_has_every_delta_exactly_zero(reg_dir: 
                                                      from_version="126")])
 def test_compiled_kernels_give_the_same_gate_result(reg_dir: Path, promo: Promotion,
                                                    monkeypatch) -> None:
-    """The gate on the compiled kernels (used from 200k rows) matches the numpy passes: same
+    """The gate on the compiled kernels (used on larger inputs) matches the numpy passes: same
     verdict on every row, same numbers to rounding, groups and slices included."""
-    import mlreg.metrics.engine as engine_mod
+    from testkit import engine_path
 
-    monkeypatch.setattr(engine_mod, "COMPILED_MIN_ROWS", 10**12)
+    engine_path(monkeypatch, False)
     numpy_result = run(reg_dir, promo)
-    monkeypatch.setattr(engine_mod, "COMPILED_MIN_ROWS", 0)
+    engine_path(monkeypatch, True)
     compiled_result = run(reg_dir, promo)
     a, b = numpy_result.to_json_dict(), compiled_result.to_json_dict()
     assert a["verdict"] == b["verdict"]

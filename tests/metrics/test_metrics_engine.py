@@ -281,17 +281,16 @@ def test_compiled_batches_and_fallback_give_the_same_numbers(monkeypatch):
     assert not bad, bad[:10]
 
 
-@pytest.mark.parametrize("compiled_from", [0, 10**12])
-def test_point_estimates_only_keep_every_value_and_drop_every_interval(compiled_from,
-                                                                       monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_point_estimates_only_keep_every_value_and_drop_every_interval(compiled, monkeypatch):
     """``intervals=False``: the same values (compiled kernels skip the interval work), and no
     interval, method or delta interval anywhere."""
     import pandas as pd
 
-    import mlreg.metrics.engine as engine_mod
     from mlreg.metrics import evaluate_predictions
+    from testkit import engine_path
 
-    monkeypatch.setattr(engine_mod, "COMPILED_MIN_ROWS", compiled_from)
+    engine_path(monkeypatch, compiled)
 
     y, sa, sb, w, codes = _data(3000, 4, True, True, False, seed=9)
     groups = np.random.default_rng(9).integers(0, 2, y.shape[0])
@@ -358,3 +357,38 @@ def test_compiled_kernels_on_extreme_and_constant_scores():
     for a, b in zip(out["numpy"], out["numba"], strict=True):
         bad += _compare_outputs(a, b, 1e-9)
     assert not bad, bad[:10]
+
+
+def test_auto_compiles_only_where_it_pays(tmp_path):
+    """With numba's cache cold, "auto" keeps mid-size inputs on the numpy passes (compiling
+    would cost more than it saves) and sends large ones to the kernels; after warm_up() the
+    mid-size ones use them too, and so does a later process that finds them on disk."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from mlreg.metrics import kernel as KN
+        from mlreg.metrics.engine import (COMPILED_COLD_MIN_ROWS, COMPILED_MIN_ROWS, Engine,
+                                          EngineSettings)
+        def compiled(n):
+            return Engine(np.zeros(n, np.int8), None, {"m": np.zeros(n)}, None,
+                          EngineSettings()).compiled()
+        print(compiled(COMPILED_MIN_ROWS), compiled(COMPILED_COLD_MIN_ROWS), compiled(1000))
+        if sys.argv[1] == "warm-up":
+            KN.warm_up()
+            print(compiled(COMPILED_MIN_ROWS), compiled(1000))
+    """)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def run(arg):
+        res = subprocess.run([sys.executable, "-c", code, arg], env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.split()
+
+    assert run("warm-up") == ["False", "True", "False", "True", "False"]
+    assert run("-") == ["True", "True", "False"]  # the kernels found in the cache

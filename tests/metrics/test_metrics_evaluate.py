@@ -42,14 +42,14 @@ def frame() -> pd.DataFrame:
 SCORES = {"candidate": "score_candidate", "baseline": "score_baseline"}
 
 
-@pytest.fixture(scope="module", params=[10**12, 0], ids=["numpy", "compiled"])
+@pytest.fixture(scope="module", params=[False, True], ids=["numpy", "compiled"])
 def result(frame, request):
-    """The evaluation on the numpy passes and on the compiled kernels (used from
-    COMPILED_MIN_ROWS rows): every test on it checks both."""
-    import mlreg.metrics.engine as engine_mod
+    """The evaluation on the numpy passes and on the compiled kernels (used on larger inputs):
+    every test on it checks both."""
+    from testkit import engine_path
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine_mod, "COMPILED_MIN_ROWS", request.param)
+        engine_path(mp, request.param)
         return evaluate_predictions(
             frame, label="label", scores=SCORES, slice_columns=["country", "device"],
             crosses=[("country", "device")], group_columns=["gender"],

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mlreg.metrics.engine as engine_mod
 from mlreg.metrics import evaluate_predictions
+from testkit import engine_path
 
 #: run each property on both engine paths: numpy passes, compiled kernels
-PATHS = pytest.mark.parametrize("compiled_from", [10**12, 0], ids=["numpy", "compiled"])
+PATHS = pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
 
 METRICS = ["count", "weight", "base_rate", "mean_score", "auc", "pr_auc", "log_loss", "brier",
            "calibration_slope", "calibration_intercept", "ece", "precision@0.5", "recall@0.3",
@@ -43,9 +43,9 @@ def frames(draw):
     return df, weighted
 
 
-def _evaluate(df, weighted, compiled_from, **kw):
+def _evaluate(df, weighted, compiled, **kw):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine_mod, "COMPILED_MIN_ROWS", compiled_from)
+        engine_path(mp, compiled)
         return evaluate_predictions(
             df, label="y", scores={"candidate": "a", "baseline": "b"},
             weight="w" if weighted else None, slice_columns=["c1", "c2"],
@@ -67,9 +67,9 @@ def _flat(obj, prefix=""):
 @PATHS
 @SETTINGS
 @given(case=frames())
-def test_slice_counts_add_up(case, compiled_from):
+def test_slice_counts_add_up(case, compiled):
     df, weighted = case
-    res = _evaluate(df, weighted, compiled_from)
+    res = _evaluate(df, weighted, compiled)
     n, total_w = len(df), float(df.w.sum())
     assert res.overall.n == n
     for cols in [("c1",), ("c2",), ("c1", "c2")]:
@@ -83,12 +83,12 @@ def test_slice_counts_add_up(case, compiled_from):
 @PATHS
 @SETTINGS
 @given(case=frames(), seed=st.integers(0, 2**32 - 1))
-def test_row_order_does_not_change_any_result(case, seed, compiled_from):
+def test_row_order_does_not_change_any_result(case, seed, compiled):
     df, weighted = case
     perm = np.random.default_rng(seed).permutation(len(df))
-    a = dict(_flat(_evaluate(df, weighted, compiled_from).to_dict()))
+    a = dict(_flat(_evaluate(df, weighted, compiled).to_dict()))
     b = dict(_flat(_evaluate(df.iloc[perm].reset_index(drop=True), weighted,
-                             compiled_from).to_dict()))
+                             compiled).to_dict()))
     assert a.keys() == b.keys()
     for key, va in a.items():
         vb = b[key]
@@ -103,10 +103,10 @@ def test_row_order_does_not_change_any_result(case, seed, compiled_from):
 @PATHS
 @SETTINGS
 @given(case=frames())
-def test_candidate_against_itself_has_every_delta_exactly_zero(case, compiled_from):
+def test_candidate_against_itself_has_every_delta_exactly_zero(case, compiled):
     df, weighted = case
     df = df.assign(b=df.a)
-    res = _evaluate(df, weighted, compiled_from)
+    res = _evaluate(df, weighted, compiled)
     for s in res.slices:
         for metric, d in s.deltas["candidate"].items():
             if d.defined:

@@ -451,3 +451,61 @@ def counting_order(keys, k):
         out[counts[b]] = np.uint32(i)
         counts[b] += 1
     return out
+
+
+_ENGINE_KERNELS = ("sorted_pass", "row_pass", "ece_pass", "radix_argsort", "counting_order")
+
+
+def warm() -> bool:
+    """Whether the engine's kernels need no compiling now: compiled in this process already,
+    or found in numba's on-disk cache (an index newer than this file). Unknown numba internals
+    count as warm."""
+    if numba is None:
+        return False
+    import os
+
+    here = os.path.getmtime(__file__)
+    for name in _ENGINE_KERNELS:
+        fn = globals()[name]
+        if fn.signatures:
+            continue
+        try:
+            index = fn._cache._cache_file._index_path
+        except AttributeError:  # pragma: no cover - another numba's internals
+            return True
+        if not (os.path.exists(index) and os.path.getmtime(index) >= here):
+            return False
+    return True
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's cache) the engine's kernels on a tiny input; returns the
+    seconds it took. For images and CI jobs that evaluate large files: run once at build time
+    (``python -c "from mlreg.metrics.kernel import warm_up; warm_up()"``) and every evaluation
+    after it starts warm."""
+    import time
+
+    from mlreg.metrics.engine import Engine, EngineSettings
+    from mlreg.metrics.intervals import row_buckets
+    from mlreg.metrics.slicing import Slicing, overall_slicing
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    n = 64
+    score = rng.random(n)
+    base = rng.random(n)
+    y = (rng.random(n) < score).astype(np.int8)
+    codes = (np.arange(n) % 2).astype(np.uint8)
+    slicings = [overall_slicing(n), Slicing("column", ("c",), codes, [(("c", 0),), (("c", 1),)],
+                                            np.bincount(codes))]
+    for weight in (None, rng.random(n) + 0.5):
+        settings = EngineSettings(kernel="numba", n_buckets=16, replicates=8)
+        Engine(y, weight, {"m": score, "b": base}, "b", settings,
+               row_buckets([y, score, base], 0, 16)).run_many(slicings)
+    # score columns from pandas are often read-only: numba compiles those separately
+    frozen = score.copy()
+    frozen.flags.writeable = False
+    work = [np.empty(n, dtype=np.uint64) for _ in range(2)] + [
+        np.empty(n, dtype=np.uint32) for _ in range(2)]
+    radix_argsort(frozen.view(np.uint64), *work)
+    return time.perf_counter() - t0
