@@ -95,9 +95,11 @@ MAX_THRESHOLDS = 15
 #: "auto" runs the compiled kernels from this many rows when they are compiled already (in
 #: this process or numba's disk cache), and from COMPILED_COLD_MIN_ROWS when they would first
 #: have to compile: the one-off compilation (~7 s on 2 cores) outweighs what they save below
-#: that (about 0.4 s per million rows with intervals, 0.7 s for point estimates)
+#: that (measured at 10M rows with intervals: numpy passes 16.6 s on one thread, kernels 6.5 s)
 COMPILED_MIN_ROWS = 200_000
-COMPILED_COLD_MIN_ROWS = 15_000_000
+COMPILED_COLD_MIN_ROWS = 8_000_000
+#: the numpy passes run slicings in threads only below this many rows (memory)
+NUMPY_THREADS_MAX_ROWS = 2_000_000
 
 
 # --------------------------------------------------------------------------- sorting
@@ -459,8 +461,9 @@ class Engine:
     def run_many(self, slicings: list[Slicing], warm: dict[str, np.ndarray] | None = None,
                  want: frozenset[str] | None = None, n_jobs: int = 1) -> list[SlicingOutput]:
         """All models on every slicing: the compiled kernels walk the rows once for all of
-        them; the numpy passes run slicing by slicing (in ``n_jobs`` threads), the overall
-        slicing first so its calibration fit can warm-start the others."""
+        them; the numpy passes run slicing by slicing (in ``n_jobs`` threads below
+        NUMPY_THREADS_MAX_ROWS rows), the overall slicing first so its calibration fit can
+        warm-start the others."""
         want = self.settings.want if want is None else want
         if self.compiled():
             from mlreg.metrics.compiled import run_compiled
@@ -474,7 +477,8 @@ class Engine:
                 warm = {m: o.theta[0] for m, o in outputs[i].models.items()
                         if o.theta is not None}
         rest = [i for i in range(len(slicings)) if i not in first]
-        if n_jobs > 1 and len(rest) > 1:
+        # each thread holds its own partitioned copy of the sorted rows (~64 bytes a row)
+        if n_jobs > 1 and len(rest) > 1 and self.n < NUMPY_THREADS_MAX_ROWS:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(n_jobs) as ex:
