@@ -259,6 +259,11 @@ class _Run:
                                sums["auc"], sums["auc_num"], sums["ap"], sums["ap_num"],
                                sums["means"], sums["rel"], sums["tcells"])
                 a = e
+            if not self.weighted:  # the walk leaves the w and w2 copies of plain sums out
+                sums["means"][:, :, 1] = sums["means"][:, :, 0]
+                sums["rel"][:, :, 1] = sums["rel"][:, :, 0]
+                sums["tcells"][:, :, 1] = sums["tcells"][:, :, 0]
+                sums["tcells"][:, :, 2] = sums["tcells"][:, :, 0]
             sums.update(rng=rng, swyx=swyx, cell_off=cell_off, lo=lo, cells=cells)
             per_model[mi] = sums
 

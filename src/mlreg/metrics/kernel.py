@@ -99,9 +99,10 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
     positives of w V), ``ap`` (sum w2 u^2, sum over positives of w2 u), ``ap_num`` (sum over
     positives of w * precision), the calibration cells, ``rng`` (min/max logit over the
     positives, then the negatives, weight > 0), ``swyx`` (sum of w y logit) and, with
-    ``do_store``, ``vu[r, s] = (V, u)`` in the chunk's order; also every order-free sum of the model alone: the means
-    (log loss, Brier, score), reliability bins and the confusion cells (n, w, w2) at each
-    threshold. ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability.
+    ``do_store``, ``vu[r, s] = (V, u)`` in the chunk's order; also every order-free sum of
+    the model alone: the means (log loss, Brier, score), reliability bins and the confusion
+    cells (n, w, w2) at each threshold (unweighted, the w and w2 copies of plain sums are left
+    to the caller). ``flags``: auc, ap, calibration, log loss, Brier, mean score, reliability.
     Reading and writing only sequentially keeps the walk from stalling on cache misses.
     """
     n = ps.shape[0]
@@ -229,28 +230,34 @@ def sorted_pass(ps, xs, lp1, lp0, y, w, weighted, gids, Wpos, Wneg, Wtot, flags,
                     cells[k, 5] += pw
                     pw *= d
                     cells[k, 6] += pw
+                # unweighted, the w and w2 sums equal the plain ones: the caller copies them
                 if do_ll:
                     means[g, 0, 0] += wi * ll
-                    means[g, 0, 1] += w2i * ll
                     means[g, 0, 2] += w2i * ll * ll
+                    if weighted:
+                        means[g, 0, 1] += w2i * ll
                 if do_br:
                     means[g, 1, 0] += wi * br
-                    means[g, 1, 1] += w2i * br
                     means[g, 1, 2] += w2i * br * br
+                    if weighted:
+                        means[g, 1, 1] += w2i * br
                 if do_ms:
                     means[g, 2, 0] += wi * p
-                    means[g, 2, 1] += w2i * p
                     means[g, 2, 2] += w2i * p * p
+                    if weighted:
+                        means[g, 2, 1] += w2i * p
                 if do_rel:
                     rel[g, bn, 0] += 1.0
-                    rel[g, bn, 1] += wi
                     rel[g, bn, 2] += wi * p
                     rel[g, bn, 3] += wi * yf
+                    if weighted:
+                        rel[g, bn, 1] += wi
                 for t in range(T):
                     c = (2 if p >= ths[t] else 0) + (1 if yi else 0)
                     tcells[g, t, 0, c] += 1.0
-                    tcells[g, t, 1, c] += wi
-                    tcells[g, t, 2, c] += w2i
+                    if weighted:
+                        tcells[g, t, 1, c] += wi
+                        tcells[g, t, 2, c] += w2i
         # the block's sums join the running sums
         for t in range(nt):
             g = touched[t]
