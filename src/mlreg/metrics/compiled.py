@@ -189,7 +189,8 @@ class _Run:
         store: list[np.ndarray] = [np.zeros((1, 1, 2))] * M
         per_model = {}
 
-        def phase1(mi: int):
+        def walk(mi: int) -> None:
+            """One model's walk in its score order (see the module docstring, pass 1)."""
             name = self.models[mi]
             score = self._score(name)
             perm, ps = self.sorted[name]
@@ -275,7 +276,7 @@ class _Run:
             extra.append(self._bucket_order)
         if self.store_on:
             extra += [lambda mi=mi: self._position(mi) for mi in range(M) if mi != self.bidx]
-        self._map(lambda task: task(), [lambda mi=mi: phase1(mi) for mi in range(M)] + extra)
+        self._map(lambda task: task(), [lambda mi=mi: walk(mi) for mi in range(M)] + extra)
         ece = self._ece(gids, G) if self.do_ece else None
         self.bucket_order = self.bucket_sorted = None  # 8 bytes a row, rebuilt if needed again
         # calibration fits, overall slicing first (its fit warm-starts the others)
