@@ -1297,51 +1297,20 @@ class Engine:
     def _threshold_deltas(self, out, st, acc, ti, t, base, call) -> None:
         w8 = acc["cells8"][:, ti]  # sums of w^2 by cell = predA*4 + predB*2 + y
         K = st.K
-        cell = np.arange(8)
-        pa = (cell >> 2) & 1
-        pb = (cell >> 1) & 1
-        yy = cell & 1
-        W = st.W[:, None]
-
-        def phi(pred, name, value, den):
-            v = np.nan_to_num(value)[:, None]
-            d = _safe(den)[:, None]
-            if name == "precision":
-                return W * pred * (yy - v) / d
-            if name == "recall":
-                return W * yy * (pred - v) / d
-            if name == "fpr":
-                return W * (1 - yy) * (pred - v) / d
-            tp = pred * yy
-            fp = pred * (1 - yy)
-            fn = (1 - pred) * yy
-            return W * (2 * tp - v * (2 * tp + fp + fn)) / d
-
         for name in ("precision", "recall", "fpr", "f1"):
             key = f"{name}@{t!r}"
             ca = out.columns[key]
             cb = base.columns[key]
-            dena = self._den(name, out.cells[t][0])
-            denb = self._den(name, base.cells[t][0])
             d = ca.value - cb.value
-            diff = phi(pa, name, ca.value, dena) - phi(pb, name, cb.value, denb)
-            var = call * (w8 * diff * diff).sum(axis=1) / _safe(st.W) ** 2
+            ss = paired_threshold_ss(name, w8, st.W, ca.value, out.cells[t][0], cb.value,
+                                     base.cells[t][0])
+            var = call * ss / _safe(st.W) ** 2
             lo, hi, _ = self._normal(d, var)
             reasons = [ca.reason[k] or cb.reason[k] for k in range(K)]
             dc = DeltaColumn(d, lo, hi, "normal", reasons)
             out.deltas[key] = dc
             if name == "recall":
                 out.deltas[f"tpr@{t!r}"] = dc
-
-    @staticmethod
-    def _den(name, cw):
-        if name == "precision":
-            return cw[:, 3] + cw[:, 2]
-        if name == "fpr":
-            return cw[:, 2] + cw[:, 0]
-        if name == "f1":
-            return 2 * cw[:, 3] + cw[:, 2] + cw[:, 1]
-        return cw[:, 3] + cw[:, 1]
 
     def _finish_calibration(self, out, st, cal, base) -> None:
         K = st.K
@@ -1422,6 +1391,45 @@ def _cell_sums(cells: dict, theta: np.ndarray, wpos: np.ndarray, K: int) -> np.n
     out[:, 5] = (theta[:, 0] * wpos + theta[:, 1] * cells["swyx"]
                  - np.bincount(kk, f0(l_k), minlength=K))
     return out
+
+
+def threshold_den(name: str, cw: np.ndarray) -> np.ndarray:
+    """Per slice, the denominator of a thresholded metric from its (tn, fn, fp, tp) cells."""
+    if name == "precision":
+        return cw[:, 3] + cw[:, 2]
+    if name == "fpr":
+        return cw[:, 2] + cw[:, 0]
+    if name == "f1":
+        return 2 * cw[:, 3] + cw[:, 2] + cw[:, 1]
+    return cw[:, 3] + cw[:, 1]
+
+
+def paired_threshold_ss(name: str, w8: np.ndarray, W: np.ndarray, value_a: np.ndarray,
+                        cells_a: np.ndarray, value_b: np.ndarray,
+                        cells_b: np.ndarray) -> np.ndarray:
+    """Per slice ``sum w^2 (phi_a - phi_b)^2`` of a thresholded metric's paired delta: ``w8``
+    holds the sums of w^2 by joint cell ``pred_a * 4 + pred_b * 2 + y``, ``phi`` the metric's
+    influence (times the slice weight ``W``) in each cell at the models' values and cells."""
+    cell = np.arange(8)
+    yy = cell & 1
+    Wc = W[:, None]
+
+    def phi(pred, value, cw):
+        v = np.nan_to_num(value)[:, None]
+        d = _safe(threshold_den(name, cw))[:, None]
+        if name == "precision":
+            return Wc * pred * (yy - v) / d
+        if name == "recall":
+            return Wc * yy * (pred - v) / d
+        if name == "fpr":
+            return Wc * (1 - yy) * (pred - v) / d
+        tp = pred * yy
+        fp = pred * (1 - yy)
+        fn = (1 - pred) * yy
+        return Wc * (2 * tp - v * (2 * tp + fp + fn)) / d
+
+    diff = phi((cell >> 2) & 1, value_a, cells_a) - phi((cell >> 1) & 1, value_b, cells_b)
+    return (w8 * diff * diff).sum(axis=1)
 
 
 def range_reasons(rng: np.ndarray, reasons: list[str | None]) -> None:

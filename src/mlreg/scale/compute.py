@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlreg.metrics import binary as B
-from mlreg.metrics.engine import class_reasons
+from mlreg.metrics.engine import class_reasons, paired_threshold_ss
 from mlreg.metrics.intervals import (
     kish_n,
     normal_interval,
@@ -709,16 +709,6 @@ def _thresholds(mm: ModelMetrics, mc: ModelCells, st: Stats, ctx: _Ctx) -> None:
 # --------------------------------------------------------------------------- deltas
 
 
-def _den(name, cw):
-    if name == "precision":
-        return cw[:, 3] + cw[:, 2]
-    if name == "fpr":
-        return cw[:, 2] + cw[:, 0]
-    if name == "f1":
-        return 2 * cw[:, 3] + cw[:, 2] + cw[:, 1]
-    return cw[:, 3] + cw[:, 1]
-
-
 def _deltas(mm: ModelMetrics, bm: ModelMetrics, pc: PairCells | None, mc: ModelCells,
             bc: ModelCells, st: Stats, ctx: _Ctx, p2: Pass2Sums | None,
             base_p2: Pass2Sums | None = None) -> None:
@@ -838,37 +828,16 @@ def _sandwich(sand: np.ndarray, cova: np.ndarray, covb: np.ndarray, j: int,
 
 def _threshold_deltas(mm, bm, pc: PairCells, st: Stats, ctx: _Ctx, call) -> None:
     K = st.K
-    W = st.W[:, None]
-    cell = np.arange(8)
-    pa = (cell >> 2) & 1
-    pb = (cell >> 1) & 1
-    yy = cell & 1
-
-    def phi(pred, name, value, den):
-        v = np.nan_to_num(value)[:, None]
-        d = _safe(den)[:, None]
-        if name == "precision":
-            return W * pred * (yy - v) / d
-        if name == "recall":
-            return W * yy * (pred - v) / d
-        if name == "fpr":
-            return W * (1 - yy) * (pred - v) / d
-        tp = pred * yy
-        fp = pred * (1 - yy)
-        fn = (1 - pred) * yy
-        return W * (2 * tp - v * (2 * tp + fp + fn)) / d
-
     for j, t in enumerate(ctx.thresholds):
         c8 = (pc.side > j).astype(np.int64) * 4 + (pc.side_b > j).astype(np.int64) * 2 + pc.label
         w8 = np.bincount(pc.k * 8 + c8, pc.v["w2"], minlength=8 * K).reshape(K, 8)
         for name in ("precision", "recall", "fpr", "f1"):
             key = f"{name}@{t!r}"
             ca, cb = mm.columns[key], bm.columns[key]
-            dena = _den(name, mm.cells[t][0])
-            denb = _den(name, bm.cells[t][0])
             d = ca.value - cb.value
-            diff = phi(pa, name, ca.value, dena) - phi(pb, name, cb.value, denb)
-            var = call * (w8 * diff * diff).sum(axis=1) / _safe(st.W) ** 2
+            ss = paired_threshold_ss(name, w8, st.W, ca.value, mm.cells[t][0], cb.value,
+                                     bm.cells[t][0])
+            var = call * ss / _safe(st.W) ** 2
             lo, hi, _ = _normal(d, var, ctx.z)
             reasons = [ca.reason[k] or cb.reason[k] for k in range(K)]
             dc = DCol(d, lo, hi, "normal", reasons, _zero(K))
