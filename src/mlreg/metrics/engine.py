@@ -1166,16 +1166,7 @@ class Engine:
         return cp * sp / _safe(st.Wpos) ** 2 + cn * sn / _safe(st.Wneg) ** 2
 
     def _finish_ap(self, out, st, acc, base) -> None:
-        reasons = []
-        for k in range(st.K):
-            if st.n[k] == 0:
-                reasons.append(B.NO_ROWS)
-            elif st.W[k] <= 0:
-                reasons.append(B.NO_WEIGHT)
-            elif st.Wpos[k] <= 0:
-                reasons.append(B.NO_POS)
-            else:
-                reasons.append(None)
+        reasons = class_reasons(st, need_negatives=False)
         ok = np.array([r is None for r in reasons])
         ap = np.where(ok, acc["ap_num"] / _safe(st.Wpos), np.nan)
         lo, hi, se = self._normal(ap, self._ap_var(st, acc["ap"], ap), 0.0, 1.0)
@@ -1635,9 +1626,10 @@ def _merge_sparse(keys: list[np.ndarray], vals: list[np.ndarray]
     return k, v
 
 
-def class_reasons(st: Any) -> list[str | None]:
+def class_reasons(st: Any, need_negatives: bool = True) -> list[str | None]:
     """Per slice, why class-based metrics are undefined (no rows, no weight, one class only), or
-    None. ``st`` holds the per-slice n, W, Wpos, Wneg (in-memory or scale-engine statistics)."""
+    None. ``st`` holds the per-slice n, W, Wpos, Wneg (in-memory or scale-engine statistics).
+    ``need_negatives=False`` for metrics defined without negatives (average precision)."""
     out: list[str | None] = []
     for k in range(st.K):
         if st.n[k] == 0:
@@ -1646,7 +1638,7 @@ def class_reasons(st: Any) -> list[str | None]:
             out.append(B.NO_WEIGHT)
         elif st.Wpos[k] <= 0:
             out.append(B.NO_POS)
-        elif st.Wneg[k] <= 0:
+        elif need_negatives and st.Wneg[k] <= 0:
             out.append(B.NO_NEG)
         else:
             out.append(None)

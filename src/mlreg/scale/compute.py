@@ -432,16 +432,7 @@ def _ap(mm: ModelMetrics, pt: Partition, st: Stats, ctx: _Ctx) -> None:
     lo_u = np.where(np.isfinite(lo_u), lo_u, 0.0)
     hi_u = p * np.where(n0 + p > 0, (tp0 + p) / _safe(n0 + p), 0.0)
     bnd_u = np.where(single, 0.0, np.maximum(est - lo_u, hi_u - est))
-    reasons = []
-    for i in range(K):
-        if st.n[i] == 0:
-            reasons.append(B.NO_ROWS)
-        elif st.W[i] <= 0:
-            reasons.append(B.NO_WEIGHT)
-        elif st.Wpos[i] <= 0:
-            reasons.append(B.NO_POS)
-        else:
-            reasons.append(None)
+    reasons = class_reasons(st, need_negatives=False)
     ok = np.array([r is None for r in reasons])
     ap = np.where(ok, _bc(k, est, K) / _safe(st.Wpos), np.nan)
     bound = np.where(ok, _bc(k, bnd_u, K) / _safe(st.Wpos), np.nan)
