@@ -146,16 +146,7 @@ def evaluate_predictions(
     """
     if not isinstance(df, pd.DataFrame):
         raise InputError("predictions must be a pandas DataFrame")
-    if traffic not in ("count", "weight"):
-        raise InputError("traffic must be 'count' or 'weight'")
-    if top_n is not None and (not isinstance(top_n, (int, np.integer)) or top_n < 0):
-        raise InputError("top_n must be a non-negative integer")
-    if min_size is not None and min_size < 0:
-        raise InputError("min_size must be >= 0")
-    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
-        raise InputError("threshold must lie in [0, 1]")
-    if not 0.0 < confidence < 1.0:
-        raise InputError("confidence must lie in (0, 1)")
+    check_options(traffic, top_n, min_size, threshold, confidence)
     if n_bins < 1 or bootstrap_replicates < 1 or not 1 <= bootstrap_buckets <= 65536:
         raise InputError("n_bins and bootstrap_replicates must be >= 1, bootstrap_buckets in "
                          "[1, 65536]")
@@ -236,6 +227,21 @@ def _drop_intervals(result: EvaluationResult) -> None:
                     for key, v in per_model.items():
                         per_model[key] = dataclasses.replace(v, lo=nan, hi=nan, method=None)
     result.settings["intervals"] = False
+
+
+def check_options(traffic: str, top_n: Any, min_size: Any, threshold: Any,
+                  confidence: float) -> None:
+    """The slice selection and threshold options every evaluation engine takes (InputError)."""
+    if traffic not in ("count", "weight"):
+        raise InputError("traffic must be 'count' or 'weight'")
+    if top_n is not None and (not isinstance(top_n, (int, np.integer)) or top_n < 0):
+        raise InputError("top_n must be a non-negative integer")
+    if min_size is not None and min_size < 0:
+        raise InputError("min_size must be >= 0")
+    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
+        raise InputError("threshold must lie in [0, 1]")
+    if not 0.0 < confidence < 1.0:
+        raise InputError("confidence must lie in (0, 1)")
 
 
 def _requests(names: Sequence[str], threshold: float) -> list[MetricRequest]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from mlreg.errors import InputError
 from mlreg.metrics import DEFAULT_METRICS, MetricRequest, resolve_metric
-from mlreg.metrics.evaluate import count_replicates
+from mlreg.metrics.evaluate import check_options, count_replicates
 from mlreg.metrics.intervals import percentile_interval, z_value
 from mlreg.metrics.results import MetricValue, PairedDelta, ReliabilityBin, render_key
 from mlreg.scale.cells import Decoded, decode_cells
@@ -135,16 +135,7 @@ def evaluate_at_scale(
     :class:`Undecided` values of a preliminary result; see :mod:`mlreg.scale.gating`).
     Ranking and custom metrics are not computed (they are undefined with a reason).
     """
-    if traffic not in ("count", "weight"):
-        raise InputError("traffic must be 'count' or 'weight'")
-    if top_n is not None and (not isinstance(top_n, (int, np.integer)) or top_n < 0):
-        raise InputError("top_n must be a non-negative integer")
-    if min_size is not None and min_size < 0:
-        raise InputError("min_size must be >= 0")
-    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
-        raise InputError("threshold must lie in [0, 1]")
-    if not 0.0 < confidence < 1.0:
-        raise InputError("confidence must lie in (0, 1)")
+    check_options(traffic, top_n, min_size, threshold, confidence)
     if exact_pass not in ("auto", "never"):
         raise InputError("exact_pass must be 'auto' or 'never'")
     requests = _requests(DEFAULT_METRICS if metrics is None else metrics, threshold)
